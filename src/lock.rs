@@ -1,0 +1,665 @@
+//! `RangeRwLock`: acquisition, FIFO accounting, parking and guards.
+//!
+//! The rule, after Jan Kara's and Davidlohr Bueso's Linux range locks: a request counts the
+//! conflicting requests already queued (readers ignore readers), queues itself, and waits until
+//! that count is zero. When a request leaves (released, or given up after a timeout), it
+//! decrements the count of every later conflicting request that overlaps it, and wakes those
+//! that reach zero.
+
+use core::fmt;
+use core::ops::{RangeBounds, RangeInclusive};
+use core::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::range::Span;
+use crate::sync::{Mutex, Parker, Waiter};
+use crate::tree::{IntervalTree, NodeId};
+
+/// Shared (read) or exclusive (write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Read,
+    Write,
+}
+
+impl Mode {
+    /// Two overlapping requests conflict unless both read.
+    fn conflicts(self, other: Mode) -> bool {
+        self == Mode::Write || other == Mode::Write
+    }
+}
+
+/// The address of a queued request's [`Waiter`], on the waiting thread's stack.
+struct WaiterRef(NonNull<Waiter>);
+
+// SAFETY: the pointer is only dereferenced under the lock's internal mutex (`State::grant`),
+// from whichever thread holds it; the pointee is an atomic flag.
+unsafe impl Send for WaiterRef {}
+
+/// One request in the tree: granted when `blocking` is zero.
+struct Request {
+    /// Arrival order; also the tree's tie-break between equal starts.
+    seq: u64,
+    mode: Mode,
+    /// Conflicting overlapping requests that arrived earlier and have not left.
+    blocking: usize,
+    /// The waiting thread's flag, while the request waits; `None` once granted.
+    waiter: Option<WaiterRef>,
+}
+
+/// The state behind the internal mutex: every request, granted or waiting, in one tree.
+pub(crate) struct State {
+    tree: IntervalTree<Request>,
+    next_seq: u64,
+    /// Requests with `blocking > 0`.
+    waiting: usize,
+}
+
+/// What a queued request was told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Queued {
+    pub(crate) id: NodeId,
+    pub(crate) granted: bool,
+}
+
+impl State {
+    pub(crate) const fn new() -> Self {
+        State {
+            tree: IntervalTree::new(),
+            next_seq: 0,
+            waiting: 0,
+        }
+    }
+
+    /// Queues a request for `[start, last]`. With `try_only`, a request that would have to wait
+    /// is not queued (`None`). `waiter` is kept only if the request waits.
+    fn enqueue(
+        &mut self,
+        start: u64,
+        last: u64,
+        mode: Mode,
+        waiter: Option<&Waiter>,
+        try_only: bool,
+    ) -> Option<Queued> {
+        let blocking = if try_only {
+            let conflict = self
+                .tree
+                .any_overlap(start, last, |r: &Request| mode.conflicts(r.mode));
+            if conflict {
+                return None;
+            }
+            0
+        } else {
+            let mut blocking = 0;
+            self.tree.for_each_overlap(start, last, |r| {
+                blocking += usize::from(mode.conflicts(r.mode));
+            });
+            blocking
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let waiter = if blocking > 0 {
+            self.waiting += 1;
+            waiter.map(|w| WaiterRef(NonNull::from(w)))
+        } else {
+            None
+        };
+        let request = Request {
+            seq,
+            mode,
+            blocking,
+            waiter,
+        };
+        let id = self.tree.insert(start, last, seq, request);
+        Some(Queued {
+            id,
+            granted: blocking == 0,
+        })
+    }
+
+    /// Whether request `id` has been granted.
+    pub(crate) fn is_granted(&self, id: NodeId) -> bool {
+        self.tree.get(id).blocking == 0
+    }
+
+    /// Removes request `id`, granted or not, and un-counts it from every later conflicting
+    /// request. Returns whether any request became granted (and so must be woken).
+    pub(crate) fn leave(&mut self, id: NodeId) -> bool {
+        let (start, last, gone) = self.tree.remove(id);
+        if gone.blocking > 0 {
+            self.waiting -= 1;
+        }
+        self.unblock(start, last, |r| {
+            r.seq > gone.seq && gone.mode.conflicts(r.mode)
+        })
+    }
+
+    /// Turns granted write request `id` into a read request, un-counting it from every later
+    /// overlapping reader. Returns whether any request became granted.
+    pub(crate) fn downgrade(&mut self, id: NodeId) -> bool {
+        let (start, last) = self.tree.span(id);
+        let request = self.tree.get_mut(id);
+        assert!(
+            request.mode == Mode::Write && request.blocking == 0,
+            "downgrade of a request that is not a granted writer"
+        );
+        request.mode = Mode::Read;
+        let seq = request.seq;
+        self.unblock(start, last, |r| r.seq > seq && r.mode == Mode::Read)
+    }
+
+    /// Decrements `blocking` of every request overlapping `[start, last]` that `counted`
+    /// selects, granting those that reach zero.
+    fn unblock(&mut self, start: u64, last: u64, counted: impl Fn(&Request) -> bool) -> bool {
+        let waiting = &mut self.waiting;
+        let mut granted = false;
+        self.tree.for_each_overlap(start, last, |r| {
+            if counted(r) {
+                debug_assert!(
+                    r.blocking > 0,
+                    "a later conflicting request did not count us"
+                );
+                r.blocking -= 1;
+                if r.blocking == 0 {
+                    *waiting -= 1;
+                    granted = true;
+                    if let Some(WaiterRef(waiter)) = r.waiter.take() {
+                        // SAFETY: a request's waiter is on the stack of the thread that queued
+                        // it, which stays in `RangeRwLock::acquire` until it either sees the
+                        // flag set or removes the request under this mutex, which we hold. The
+                        // request is still queued, so that thread has not left.
+                        unsafe { waiter.as_ref() }.grant();
+                    }
+                }
+            }
+        });
+        granted
+    }
+
+    /// Whether any granted request overlaps `[start, last]`.
+    fn is_locked(&self, start: u64, last: u64) -> bool {
+        self.tree.any_overlap(start, last, |r| r.blocking == 0)
+    }
+}
+
+/// How long a request may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Not at all: fail if any conflicting request is ahead.
+    Never,
+    Forever,
+    Until(Instant),
+}
+
+impl Wait {
+    fn for_duration(timeout: Duration) -> Wait {
+        // A deadline too far to represent is no deadline.
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+}
+
+/// A reader/writer lock over ranges of the `u64` space.
+///
+/// Each request locks a range `[start, end)` (any [`RangeBounds<u64>`]: `a..b`, `a..=b`, `a..`,
+/// `..b`, `..`), shared with [`read`](Self::read) or exclusive with [`write`](Self::write).
+/// Requests whose ranges do not overlap never wait for each other; overlapping requests
+/// conflict unless both read. `lock.write(..)` locks the whole space, as an `RwLock` would.
+///
+/// # Fairness
+///
+/// Conflicting requests are granted in the order they arrived (FIFO), and a request never
+/// overtakes an earlier conflicting one that is still waiting: a reader that arrives while a
+/// writer waits for an overlapping range queues behind that writer, even if the range is held
+/// only by readers. No request starves. Requests on disjoint ranges are independent: neither
+/// delays the other, whatever the queue on either.
+///
+/// The `try_*` methods fail at once if any conflicting request, granted *or waiting*, is ahead;
+/// they never jump the queue. A timed request that gives up leaves the queue and unblocks every
+/// later request that was waiting only for it.
+///
+/// # Progress and cost
+///
+/// Every request, granted or waiting, is a node of an interval tree behind a small internal
+/// mutex that is held only to count or un-count conflicts (O(log n + k) for n queued requests
+/// and k overlapping ones), never while a thread sleeps. Waiting threads park through
+/// `parking_lot_core` and are woken after the internal mutex is dropped. Acquiring and releasing
+/// do not allocate once the tree's slab has grown to the largest number of requests ever
+/// queued at once.
+///
+/// # Differences from `RwLock`
+///
+/// - It protects no data: it orders access to ranges of something else (a file, a device, a
+///   buffer). [`SliceRwLock`](crate::SliceRwLock) pairs it with a slice.
+/// - Guards are for a range, and the same thread may hold several, as long as it does not
+///   request a range that conflicts with one it already holds: that deadlocks, as with any
+///   non-reentrant lock.
+/// - There is no poisoning: a thread that panics while holding a guard releases its range when
+///   the guard is dropped during unwinding, and other threads go on.
+/// - Strict FIFO with no lock stealing: it favours bounded waits over throughput on a single hot
+///   range, where a barging lock would hand the lock to a running thread.
+/// - [`mem::forget`](core::mem::forget) on a guard leaves its range locked for the lock's life;
+///   it is never undefined behaviour.
+///
+/// # Examples
+///
+/// ```
+/// use rangelock::RangeRwLock;
+///
+/// let lock = RangeRwLock::new();
+/// let header = lock.write(0..512);
+/// // Disjoint ranges are independent, even exclusive ones.
+/// let body = lock.write(512..4096);
+/// // Overlapping reads share.
+/// drop(body);
+/// let r1 = lock.read(1024..2048);
+/// let r2 = lock.read(1500..=3000);
+/// assert!(lock.try_write(2000..2001).is_none());
+/// drop((header, r1, r2));
+/// assert!(!lock.is_locked(..));
+/// ```
+pub struct RangeRwLock {
+    state: Mutex<State>,
+    parker: Parker,
+}
+
+impl RangeRwLock {
+    /// Creates an unlocked range lock. Allocates nothing until the first request.
+    ///
+    /// ```
+    /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::new();
+    /// let _g = LOCK.write(0..10);
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        RangeRwLock {
+            state: Mutex::new(State::new()),
+            parker: Parker::new(),
+        }
+    }
+
+    /// Creates an unlocked range lock (loom build: not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        RangeRwLock {
+            state: Mutex::new(State::new()),
+            parker: Parker::new(),
+        }
+    }
+
+    /// Locks `range` shared, blocking until every earlier conflicting (overlapping write)
+    /// request has left.
+    ///
+    /// # Panics
+    ///
+    /// If the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let a = lock.read(0..4096);
+    /// let b = lock.read(..); // readers share
+    /// assert_eq!(a.range(), 0..=4095);
+    /// assert_eq!(b.range(), 0..=u64::MAX);
+    /// ```
+    #[track_caller]
+    pub fn read(&self, range: impl RangeBounds<u64>) -> RangeReadGuard<'_> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Forever);
+        RangeReadGuard {
+            lock: self,
+            hold: hold.expect("a request without deadline is granted"),
+        }
+    }
+
+    /// Locks `range` exclusive, blocking until every earlier overlapping request has left.
+    ///
+    /// # Panics
+    ///
+    /// If the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let w = lock.write(4096..=8191);
+    /// assert!(lock.try_read(8000..9000).is_none());
+    /// assert!(lock.try_read(8192..9000).is_some());
+    /// drop(w);
+    /// ```
+    #[track_caller]
+    pub fn write(&self, range: impl RangeBounds<u64>) -> RangeWriteGuard<'_> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Forever);
+        RangeWriteGuard {
+            lock: self,
+            hold: hold.expect("a request without deadline is granted"),
+        }
+    }
+
+    /// Locks `range` shared if no conflicting request, granted or waiting, is ahead; never
+    /// blocks.
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let w = lock.write(0..10);
+    /// assert!(lock.try_read(5..15).is_none());
+    /// assert!(lock.try_read(10..15).is_some());
+    /// # drop(w);
+    /// ```
+    #[track_caller]
+    pub fn try_read(&self, range: impl RangeBounds<u64>) -> Option<RangeReadGuard<'_>> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
+        Some(RangeReadGuard { lock: self, hold })
+    }
+
+    /// Locks `range` exclusive if no overlapping request, granted or waiting, is ahead; never
+    /// blocks.
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let r = lock.read(0..10);
+    /// assert!(lock.try_write(9..20).is_none());
+    /// assert!(lock.try_write(10..20).is_some());
+    /// # drop(r);
+    /// ```
+    #[track_caller]
+    pub fn try_write(&self, range: impl RangeBounds<u64>) -> Option<RangeWriteGuard<'_>> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
+        Some(RangeWriteGuard { lock: self, hold })
+    }
+
+    /// Locks `range` shared, waiting at most `timeout`. On timeout the request leaves the queue
+    /// and later requests it was holding up go on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let w = lock.write(0..10);
+    /// assert!(lock.try_read_for(0..1, Duration::from_millis(10)).is_none());
+    /// drop(w);
+    /// assert!(lock.try_read_for(0..1, Duration::from_millis(10)).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_for(
+        &self,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> Option<RangeReadGuard<'_>> {
+        let hold = self.acquire(&range, Mode::Read, Wait::for_duration(timeout))?;
+        Some(RangeReadGuard { lock: self, hold })
+    }
+
+    /// Locks `range` exclusive, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let r = lock.read(..);
+    /// assert!(lock.try_write_for(100..200, Duration::from_millis(10)).is_none());
+    /// # drop(r);
+    /// ```
+    #[track_caller]
+    pub fn try_write_for(
+        &self,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> Option<RangeWriteGuard<'_>> {
+        let hold = self.acquire(&range, Mode::Write, Wait::for_duration(timeout))?;
+        Some(RangeWriteGuard { lock: self, hold })
+    }
+
+    /// Locks `range` shared, waiting until `deadline` at the latest.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert!(lock.try_read_until(0..1, deadline).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_until(
+        &self,
+        range: impl RangeBounds<u64>,
+        deadline: Instant,
+    ) -> Option<RangeReadGuard<'_>> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Until(deadline))?;
+        Some(RangeReadGuard { lock: self, hold })
+    }
+
+    /// Locks `range` exclusive, waiting until `deadline` at the latest.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let _r = lock.read(0..1);
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert!(lock.try_write_until(0..1, deadline).is_none());
+    /// ```
+    #[track_caller]
+    pub fn try_write_until(
+        &self,
+        range: impl RangeBounds<u64>,
+        deadline: Instant,
+    ) -> Option<RangeWriteGuard<'_>> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Until(deadline))?;
+        Some(RangeWriteGuard { lock: self, hold })
+    }
+
+    /// Whether any granted request (read or write) overlaps `range`. Waiting requests do not
+    /// count. The answer may be stale as soon as it is returned; it is for assertions and
+    /// diagnostics, not for deciding whether to lock.
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let _g = lock.read(10..20);
+    /// assert!(lock.is_locked(..));
+    /// assert!(lock.is_locked(19..=19));
+    /// assert!(!lock.is_locked(20..30));
+    /// ```
+    #[track_caller]
+    pub fn is_locked(&self, range: impl RangeBounds<u64>) -> bool {
+        match Span::new(&range) {
+            Span::Empty { .. } => false,
+            Span::Range { start, last } => self.state.lock().is_locked(start, last),
+        }
+    }
+
+    /// The number of requests waiting (queued and not granted). A diagnostic for tests and
+    /// models, stale as soon as it returns; not part of the stable API.
+    #[doc(hidden)]
+    pub fn waiting(&self) -> usize {
+        self.state.lock().waiting
+    }
+
+    /// The parking key: the address of the internal state, unique among live locks.
+    fn key(&self) -> usize {
+        &self.state as *const Mutex<State> as usize
+    }
+
+    #[track_caller]
+    fn acquire(&self, range: &impl RangeBounds<u64>, mode: Mode, wait: Wait) -> Option<Hold> {
+        let span = Span::new(range);
+        let Span::Range { start, last } = span else {
+            return Some(Hold { span, id: None });
+        };
+        let deadline = match wait {
+            Wait::Never => {
+                let queued = self.state.lock().enqueue(start, last, mode, None, true)?;
+                return Some(Hold {
+                    span,
+                    id: Some(queued.id),
+                });
+            }
+            Wait::Forever => None,
+            Wait::Until(deadline) => Some(deadline),
+        };
+        let waiter = Waiter::new();
+        let queued = self
+            .state
+            .lock()
+            .enqueue(start, last, mode, Some(&waiter), false)
+            .expect("a waiting request is always queued");
+        let hold = Hold {
+            span,
+            id: Some(queued.id),
+        };
+        if queued.granted {
+            return Some(hold);
+        }
+        // From here until the request is granted or removed, the tree points at `waiter`.
+        // `Pending` removes the request if we unwind, so that pointer never outlives this frame.
+        let pending = Pending {
+            lock: self,
+            id: queued.id,
+        };
+        if self.parker.wait(self.key(), &waiter, deadline) {
+            core::mem::forget(pending);
+            return Some(hold);
+        }
+        // Timed out; the grant may still have raced in, which the mutex settles.
+        if self.state.lock().is_granted(queued.id) {
+            core::mem::forget(pending);
+            return Some(hold);
+        }
+        drop(pending);
+        None
+    }
+
+    /// Removes request `id` and wakes whoever it was the last blocker of.
+    fn leave(&self, id: NodeId) {
+        let woke = self.state.lock().leave(id);
+        if woke {
+            self.parker.wake(self.key());
+        }
+    }
+}
+
+impl Default for RangeRwLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RangeRwLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("RangeRwLock")
+            .field("requests", &state.tree.len())
+            .field("waiting", &state.waiting)
+            .finish()
+    }
+}
+
+/// A queued request whose thread may still unwind before it is granted: dropping it removes
+/// the request, so the tree never keeps a pointer to a dead stack frame.
+struct Pending<'a> {
+    lock: &'a RangeRwLock,
+    id: NodeId,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.lock.leave(self.id);
+    }
+}
+
+/// What a guard holds: its range, and its node unless the range is empty.
+#[derive(Debug)]
+struct Hold {
+    span: Span,
+    id: Option<NodeId>,
+}
+
+/// Shared access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
+#[must_use = "if unused the range is unlocked at once"]
+pub struct RangeReadGuard<'a> {
+    lock: &'a RangeRwLock,
+    hold: Hold,
+}
+
+/// Exclusive access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
+#[must_use = "if unused the range is unlocked at once"]
+pub struct RangeWriteGuard<'a> {
+    lock: &'a RangeRwLock,
+    hold: Hold,
+}
+
+impl RangeReadGuard<'_> {
+    /// The locked range, inclusive. An empty request gives an empty range
+    /// (`RangeInclusive::is_empty`).
+    pub fn range(&self) -> RangeInclusive<u64> {
+        self.hold.span.to_inclusive()
+    }
+}
+
+impl<'a> RangeWriteGuard<'a> {
+    /// The locked range, inclusive. An empty request gives an empty range
+    /// (`RangeInclusive::is_empty`).
+    pub fn range(&self) -> RangeInclusive<u64> {
+        self.hold.span.to_inclusive()
+    }
+
+    /// Turns this exclusive lock into a shared one over the same range without unlocking it,
+    /// and lets in the readers queued behind it (up to the next queued writer on each part of
+    /// the range).
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let w = lock.write(0..100);
+    /// let r = w.downgrade();
+    /// assert!(lock.try_read(50..60).is_some());
+    /// assert!(lock.try_write(50..60).is_none());
+    /// # drop(r);
+    /// ```
+    pub fn downgrade(self) -> RangeReadGuard<'a> {
+        let this = core::mem::ManuallyDrop::new(self);
+        let lock = this.lock;
+        let hold = Hold {
+            span: this.hold.span,
+            id: this.hold.id,
+        };
+        if let Some(id) = hold.id {
+            let woke = lock.state.lock().downgrade(id);
+            if woke {
+                lock.parker.wake(lock.key());
+            }
+        }
+        RangeReadGuard { lock, hold }
+    }
+}
+
+impl Drop for RangeReadGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.hold.id {
+            self.lock.leave(id);
+        }
+    }
+}
+
+impl Drop for RangeWriteGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.hold.id {
+            self.lock.leave(id);
+        }
+    }
+}
+
+impl fmt::Debug for RangeReadGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RangeReadGuard")
+            .field("range", &self.range())
+            .finish()
+    }
+}
+
+impl fmt::Debug for RangeWriteGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RangeWriteGuard")
+            .field("range", &self.range())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;
