@@ -206,7 +206,7 @@ fn conflicting_requests_are_granted_in_arrival_order() {
                     order.lock().unwrap().push(i);
                 }
             });
-            wait_for_waiting(&lock, i as usize + 1);
+            wait_for_waiting(lock, i as usize + 1);
         }
         drop(gate);
     });
