@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Shows that each loom model can fail: breaks the property it checks in a scratch copy of the
+# crate (one small edit each) and expects that model to fail.
+#   bash loom-tests/mutants.sh            # all mutants
+#   bash loom-tests/mutants.sh fifo       # the ones whose name contains "fifo"
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export CARGO_TARGET_DIR="$root/target/mutants" RUSTFLAGS="--cfg loom"
+
+caught=0 missed=0
+# mutant NAME FILE PERL-SUBSTITUTION MODEL: apply the edit, expect MODEL to fail.
+mutant() {
+  local name=$1 file=$2 subst=$3 model=$4
+  [[ -n "$only" && "$name" != *"$only"* ]] && return 0
+  rm -rf "$scratch/crate" && mkdir "$scratch/crate"
+  (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$scratch/crate")
+  local before
+  before=$(sha1sum "$scratch/crate/$file")
+  perl -0pi -e "$subst" "$scratch/crate/$file"
+  if [[ "$before" == "$(sha1sum "$scratch/crate/$file")" ]]; then
+    echo "mutant $name: the edit did not apply (the code moved?)"; exit 2
+  fi
+  if (cd "$scratch/crate" && timeout 600 cargo test -q -p loom-tests --release --test lock "$model" >"$scratch/out" 2>&1); then
+    echo "MISSED  $name: $model still passes"; missed=$((missed + 1))
+  else
+    local why
+    why=$(grep -m1 -oE "deadlock|Causality violation[^.]*|assertion [^\n]{0,50}" "$scratch/out" || echo "failed")
+    echo "caught  $name: $model fails ($why)"; caught=$((caught + 1))
+  fi
+}
+only=${1:-}
+
+mutant readers-conflict src/lock.rs \
+  's/self == Mode::Write \|\| other == Mode::Write/true/' \
+  two_readers_share_an_overlapping_range
+mutant writer-ignores-readers src/lock.rs \
+  's/blocking \+= usize::from\(mode.conflicts\(r.mode\)\)/blocking += usize::from(r.mode == Mode::Write)/' \
+  a_writer_excludes_overlapping_readers_and_writers
+mutant disjoint-conflict src/lock.rs \
+  's/for_each_overlap\(start, last, \|r\| \{\n(\s*)blocking/for_each_overlap(0, u64::MAX, |r| {\n$1blocking/' \
+  disjoint_writers_both_proceed
+mutant fifo-reader-steals src/lock.rs \
+  's/blocking \+= usize::from\(mode.conflicts\(r.mode\)\)/blocking += usize::from(mode.conflicts(r.mode) && (mode == Mode::Write || r.blocking == 0))/' \
+  three_conflicting_requests_are_granted_in_arrival_order
+mutant release-wakes-nobody src/lock.rs \
+  's/if woke \{\n(\s*)self.parker.wake\(self.key\(\)\);/if false {\n$1self.parker.wake(self.key());/' \
+  a_release_wakes_the_waiter_it_unblocks_and_no_other
+mutant release-grants-every-overlap src/lock.rs \
+  's/r.blocking -= 1;/r.blocking = 0;/' \
+  a_release_wakes_the_waiter_it_unblocks_and_no_other
+mutant timeout-keeps-its-count src/lock.rs \
+  's/(if gone.blocking > 0 \{\n\s*self.waiting -= 1;)/$1 return false;/' \
+  a_timeout_racing_a_release_strands_nobody
+mutant downgrade-wakes-nobody src/lock.rs \
+  's/self.unblock\(start, last, \|r\| r.seq > seq && r.mode == Mode::Read\)/{ let _ = seq; false }/' \
+  downgrade_lets_a_queued_reader_in
+
+echo "$caught caught, $missed missed"
+[[ $missed == 0 ]]
