@@ -1,0 +1,123 @@
+//! Acquire and release allocate nothing once warmed up, uncontended and contended.
+//! A global allocator counts each thread's allocations in a thread-local counter.
+
+use rangelock::RangeRwLock;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Barrier;
+use std::time::Duration;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is a const-initialised thread-local
+// without destructor, so touching it never allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract, which we pass on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_by_this_thread() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+#[test]
+fn uncontended_acquire_and_release_allocate_nothing_after_warm_up() {
+    let lock = RangeRwLock::new();
+    let held: Vec<_> = (0..100u64)
+        .map(|i| lock.read(i * 10_000..i * 10_000 + 4096))
+        .collect();
+    let round = |i: u64| {
+        let _r = lock.read(i * 7..i * 7 + 4096);
+        let _w = lock.write(2_000_000 + i..2_000_000 + i + 10);
+        let _t = lock.try_write_for(3_000_000.., Duration::from_millis(1));
+        let _e = lock.write(5..5);
+    };
+    for i in 0..100 {
+        round(i);
+    }
+    let before = allocations_by_this_thread();
+    for i in 0..10_000 {
+        round(i);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+    drop(held);
+}
+
+/// The counter is real: growing the lock's tree beyond its warm size does allocate.
+#[test]
+fn the_counter_sees_the_tree_grow() {
+    let lock = RangeRwLock::new();
+    let before = allocations_by_this_thread();
+    let held: Vec<_> = (0..1000u64).map(|i| lock.read(i..i + 1)).collect();
+    assert!(allocations_by_this_thread() - before > 0);
+    drop(held);
+}
+
+#[test]
+fn contended_acquire_release_and_wake_allocate_nothing_after_warm_up() {
+    const THREADS: usize = 4;
+    let lock = RangeRwLock::new();
+    let start = Barrier::new(THREADS + 1);
+    let measure = Barrier::new(THREADS);
+    let contended = AtomicU64::new(0);
+    let allocations = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let blocker = lock.write(1_000..1_001);
+        for t in 0..THREADS as u64 {
+            let (lock, start, measure) = (&lock, &start, &measure);
+            let (contended, allocations) = (&contended, &allocations);
+            s.spawn(move || {
+                // Park once so that parking_lot_core's per-thread data exists.
+                assert!(lock
+                    .try_write_for(1_000..1_001, Duration::from_millis(1))
+                    .is_none());
+                start.wait();
+                let mut round = |i: u64| {
+                    let range = (i + t) % 8..(i + t) % 8 + 4;
+                    if i % 3 == 0 {
+                        let _r = lock.read(range);
+                    } else if lock.try_write(range.clone()).is_none() {
+                        contended.fetch_add(1, SeqCst);
+                        let _w = lock.write(range);
+                        std::hint::spin_loop();
+                    }
+                };
+                for i in 0..2_000 {
+                    round(i);
+                }
+                measure.wait();
+                let before = allocations_by_this_thread();
+                for i in 0..20_000 {
+                    round(i);
+                }
+                allocations.fetch_add(allocations_by_this_thread() - before, SeqCst);
+            });
+        }
+        start.wait();
+        drop(blocker);
+    });
+    assert!(contended.load(SeqCst) > 0, "the workload never waited");
+    assert_eq!(allocations.load(SeqCst), 0);
+}
