@@ -96,7 +96,8 @@ impl Parker {
             if waiter.is_granted() {
                 return true;
             }
-            let token = ParkToken(waiter as *const Waiter as usize);
+            // The token carries the pointer's provenance through `usize`: `wake` turns it back.
+            let token = ParkToken((waiter as *const Waiter).expose_provenance());
             // SAFETY:
             // - `key` is the address of a lock's state, owned by that lock; only this module
             //   parks or unparks on it, always with a `Waiter` address as the token.
@@ -125,7 +126,7 @@ impl Parker {
             // its token (see `wait`). The filter runs under the parking queue's lock while that
             // thread is still in the queue, so it is blocked inside `park` and the `Waiter` on
             // its stack is alive.
-            let waiter = unsafe { &*(token as *const Waiter) };
+            let waiter = unsafe { &*core::ptr::with_exposed_provenance::<Waiter>(token) };
             if waiter.is_granted() {
                 FilterOp::Unpark
             } else {

@@ -94,7 +94,7 @@ fn contended_acquire_release_and_wake_allocate_nothing_after_warm_up() {
                     .try_write_for(1_000..1_001, Duration::from_millis(1))
                     .is_none());
                 start.wait();
-                let mut round = |i: u64| {
+                let round = |i: u64| {
                     let range = (i + t) % 8..(i + t) % 8 + 4;
                     if i % 3 == 0 {
                         let _r = lock.read(range);
