@@ -116,6 +116,7 @@
 #![warn(missing_docs)]
 
 mod lock;
+pub mod mm;
 mod range;
 mod slice;
 mod sync;

@@ -1,0 +1,94 @@
+//! The invalidate lock of an address space: one trait, and the backends that implement it.
+
+use core::ops::RangeInclusive;
+
+use crate::lock::{RangeReadGuard, RangeWriteGuard};
+use crate::RangeRwLock;
+
+/// The lock that orders an address space's page-cache fills against its invalidations
+/// (Linux's `mapping->invalidate_lock`), over ranges of page indices.
+///
+/// Fills (fault, read) take it shared over their pages; writes, punches, truncates and remaps
+/// take it exclusive. A backend may lock more than it is asked to (a whole-mapping rwsem locks
+/// everything), never less.
+pub trait InvalidateLock: Default + Send + Sync {
+    /// Held while pages are shared.
+    type Shared<'a>
+    where
+        Self: 'a;
+    /// Held while pages are exclusive.
+    type Exclusive<'a>
+    where
+        Self: 'a;
+
+    /// Locks the page indices `pages` shared, blocking.
+    fn lock_shared(&self, pages: RangeInclusive<u64>) -> Self::Shared<'_>;
+    /// Locks the page indices `pages` exclusive, blocking.
+    fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> Self::Exclusive<'_>;
+    /// Locks `pages` shared if that needs no waiting.
+    fn try_lock_shared(&self, pages: RangeInclusive<u64>) -> Option<Self::Shared<'_>>;
+    /// Locks `pages` exclusive if that needs no waiting.
+    fn try_lock_exclusive(&self, pages: RangeInclusive<u64>) -> Option<Self::Exclusive<'_>>;
+}
+
+/// The range lock: operations on disjoint pages never wait for each other.
+impl InvalidateLock for RangeRwLock {
+    type Shared<'a> = RangeReadGuard<'a>;
+    type Exclusive<'a> = RangeWriteGuard<'a>;
+
+    fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<'_> {
+        self.read(pages)
+    }
+    fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> RangeWriteGuard<'_> {
+        self.write(pages)
+    }
+    fn try_lock_shared(&self, pages: RangeInclusive<u64>) -> Option<RangeReadGuard<'_>> {
+        self.try_read(pages)
+    }
+    fn try_lock_exclusive(&self, pages: RangeInclusive<u64>) -> Option<RangeWriteGuard<'_>> {
+        self.try_write(pages)
+    }
+}
+
+/// One reader/writer lock for the whole mapping, whatever the range: what Linux's
+/// `invalidate_lock` is today. The baseline that [`RangeRwLock`] is measured against.
+#[derive(Debug, Default)]
+pub struct WholeRwSem(crate::sync::RwLock<()>);
+
+impl InvalidateLock for WholeRwSem {
+    type Shared<'a> = crate::sync::RwLockReadGuard<'a, ()>;
+    type Exclusive<'a> = crate::sync::RwLockWriteGuard<'a, ()>;
+
+    fn lock_shared(&self, _pages: RangeInclusive<u64>) -> Self::Shared<'_> {
+        self.0.read()
+    }
+    fn lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Self::Exclusive<'_> {
+        self.0.write()
+    }
+    fn try_lock_shared(&self, _pages: RangeInclusive<u64>) -> Option<Self::Shared<'_>> {
+        self.0.try_read()
+    }
+    fn try_lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Option<Self::Exclusive<'_>> {
+        self.0.try_write()
+    }
+}
+
+/// No lock at all. **Incorrect on purpose**: it exists to show that the race the invalidate
+/// lock prevents is real (a fault re-instantiating data from a block that a concurrent punch
+/// freed and another write reused). Never use it for data you care about.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unlocked;
+
+impl InvalidateLock for Unlocked {
+    type Shared<'a> = ();
+    type Exclusive<'a> = ();
+
+    fn lock_shared(&self, _pages: RangeInclusive<u64>) {}
+    fn lock_exclusive(&self, _pages: RangeInclusive<u64>) {}
+    fn try_lock_shared(&self, _pages: RangeInclusive<u64>) -> Option<()> {
+        Some(())
+    }
+    fn try_lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Option<()> {
+        Some(())
+    }
+}

@@ -1,0 +1,460 @@
+//! Backing stores: where an address space's pages live when they are not cached.
+//!
+//! A backing store is addressed in pages of [`PAGE_SIZE`] bytes. Storage for a page is
+//! *reserved* before anything is written to it, so that running out of space is reported before
+//! any byte changes; *punching* frees it again, and an unreserved page reads as zeros.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use super::PAGE_SIZE;
+use crate::sync::Mutex;
+
+/// Page-addressed storage under an [`AddressSpace`](super::AddressSpace).
+///
+/// The address space calls these with its invalidate lock held as the lock rules require; a
+/// backing store needs only to be safe to call from several threads at once.
+pub trait Backing: Send + Sync {
+    /// The length recorded by the store when it was opened (a file's size); 0 for a new store.
+    fn stored_len(&self) -> u64;
+
+    /// Reads page `index` into `buf`. A page without storage reads as zeros.
+    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()>;
+
+    /// Writes `data` at byte `at` of page `index`, which must have been reserved.
+    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()>;
+
+    /// Makes sure every page in `pages` (sorted, no duplicates) has storage, so that writes to
+    /// them cannot run out of space. All or nothing: on error no new storage is kept.
+    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()>;
+
+    /// Frees the storage of the bytes `[start, end)`: whole pages lose their storage, partial
+    /// pages are zeroed over the range. Afterwards the range reads as zeros.
+    fn punch(&self, start: u64, end: u64) -> io::Result<()>;
+
+    /// Appends to `out` the pages in `first..=last` that have storage, in order.
+    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()>;
+
+    /// Records the length, and makes content and length durable where the store can.
+    fn sync(&self, len: u64) -> io::Result<()>;
+}
+
+/// A simulated block device in memory: the default, embedded backing.
+///
+/// It has a fixed capacity in bytes (rounded down to whole pages), maps each page that has
+/// storage to a block, and, as real filesystems may, hands a freed block to the very next
+/// allocation. Reading a page looks up its block first and copies the data after the
+/// simulated IO latency, as a filesystem maps a block and then issues the IO; a block freed
+/// and reused in between is read with its new owner's data. The invalidate lock is what keeps
+/// that from happening under a reader.
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, MemBacking};
+/// use std::time::Duration;
+///
+/// let disk = MemBacking::new(1 << 20).with_latency(Duration::from_micros(20));
+/// let space: AddressSpace = AddressSpace::new(disk);
+/// assert_eq!(space.write(0, b"hello").unwrap(), 5);
+/// ```
+pub struct MemBacking {
+    capacity: u64,
+    latency: Duration,
+    map: Mutex<BlockMap>,
+    /// Block contents, `PAGE_SIZE` bytes each, grown as blocks are first used.
+    blocks: Mutex<Vec<u8>>,
+}
+
+struct BlockMap {
+    /// Page index -> block number.
+    pages: BTreeMap<u64, u64>,
+    /// Freed blocks, reused last-freed first.
+    free: Vec<u64>,
+    /// Blocks never used yet are `next..capacity`.
+    next: u64,
+}
+
+impl BlockMap {
+    fn available(&self, capacity: u64) -> u64 {
+        capacity - self.next + self.free.len() as u64
+    }
+}
+
+impl MemBacking {
+    /// A device of `capacity` bytes (whole pages), with no IO latency.
+    pub fn new(capacity: u64) -> Self {
+        MemBacking {
+            capacity: capacity / PAGE_SIZE as u64,
+            latency: Duration::ZERO,
+            map: Mutex::new(BlockMap {
+                pages: BTreeMap::new(),
+                free: Vec::new(),
+                next: 0,
+            }),
+            blocks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sleeps `latency` for every page read from or written to the device, modelling storage.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// The number of blocks in use.
+    pub fn used_blocks(&self) -> u64 {
+        self.map.lock().pages.len() as u64
+    }
+
+    /// The capacity in blocks of [`PAGE_SIZE`] bytes.
+    pub fn capacity_blocks(&self) -> u64 {
+        self.capacity
+    }
+
+    fn io_latency(&self) {
+        #[cfg(not(loom))]
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+    }
+
+    fn block_of(&self, index: u64) -> Option<u64> {
+        self.map.lock().pages.get(&index).copied()
+    }
+}
+
+impl Backing for MemBacking {
+    fn stored_len(&self) -> u64 {
+        0
+    }
+
+    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
+        let block = self.block_of(index);
+        self.io_latency();
+        match block {
+            None => buf.fill(0),
+            Some(b) => {
+                let blocks = self.blocks.lock();
+                let at = b as usize * PAGE_SIZE;
+                buf.copy_from_slice(&blocks[at..at + PAGE_SIZE]);
+            }
+        }
+        Ok(())
+    }
+
+    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
+        assert!(at + data.len() <= PAGE_SIZE, "write past the end of a page");
+        let block = self.block_of(index).ok_or_else(|| {
+            io::Error::other(format!("page {index} written without reserving storage"))
+        })?;
+        self.io_latency();
+        let mut blocks = self.blocks.lock();
+        let start = block as usize * PAGE_SIZE + at;
+        blocks[start..start + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
+        let mut map = self.map.lock();
+        let wanted: Vec<u64> = pages.filter(|p| !map.pages.contains_key(p)).collect();
+        if wanted.len() as u64 > map.available(self.capacity) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "device full: {} more blocks needed, {} free of {}",
+                    wanted.len(),
+                    map.available(self.capacity),
+                    self.capacity
+                ),
+            ));
+        }
+        let mut blocks = self.blocks.lock();
+        for page in wanted {
+            let block = map.free.pop().unwrap_or_else(|| {
+                map.next += 1;
+                map.next - 1
+            });
+            map.pages.insert(page, block);
+            let end = (block as usize + 1) * PAGE_SIZE;
+            if blocks.len() < end {
+                blocks.resize(end, 0);
+            } else {
+                // A reused block still holds its old owner's bytes: a new page starts as zeros.
+                blocks[end - PAGE_SIZE..end].fill(0);
+            }
+        }
+        Ok(())
+    }
+
+    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        let page = PAGE_SIZE as u64;
+        let full = super::full_pages(start, end);
+        let (first_full, end_full) = (full.start, full.end);
+        let mut map = self.map.lock();
+        // Partial pages at either edge are zeroed in place.
+        let zero = |index: u64, from: u64, to: u64| {
+            if let Some(&b) = map.pages.get(&index) {
+                let mut blocks = self.blocks.lock();
+                let base = b as usize * PAGE_SIZE;
+                blocks[base + from as usize..base + to as usize].fill(0);
+            }
+        };
+        if first_full > end_full {
+            // Both ends in one page.
+            zero(start / page, start % page, end - start / page * page);
+        } else {
+            if start % page != 0 {
+                zero(start / page, start % page, page);
+            }
+            if end != u64::MAX && end % page != 0 {
+                zero(end / page, 0, end % page);
+            }
+        }
+        if first_full < end_full {
+            let gone: Vec<u64> = map
+                .pages
+                .range(first_full..end_full)
+                .map(|(&p, _)| p)
+                .collect();
+            for p in gone {
+                let block = map.pages.remove(&p).expect("listed above");
+                map.free.push(block);
+            }
+        }
+        Ok(())
+    }
+
+    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
+        out.extend(self.map.lock().pages.range(first..=last).map(|(&p, _)| p));
+        Ok(())
+    }
+
+    fn sync(&self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for MemBacking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemBacking")
+            .field("capacity_blocks", &self.capacity)
+            .field("used_blocks", &self.used_blocks())
+            .field("latency", &self.latency)
+            .finish()
+    }
+}
+
+/// A real sparse file. Pages are read and written with positioned IO; punching uses
+/// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)` on Linux (other platforms write
+/// zeros), and reserving uses `fallocate(FALLOC_FL_KEEP_SIZE)` so that a full disk is reported
+/// before anything is written.
+///
+/// ```no_run
+/// use rangelock::mm::{AddressSpace, FileBacking};
+/// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
+///     AddressSpace::new(FileBacking::open("data.bin")?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct FileBacking {
+    file: File,
+    stored_len: u64,
+}
+
+impl FileBacking {
+    /// Creates (or truncates) the file at `path`.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(FileBacking {
+            file,
+            stored_len: 0,
+        })
+    }
+
+    /// Opens the existing file at `path`; the address space takes its length from it.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let file = File::options().read(true).write(true).open(path)?;
+        let stored_len = file.metadata()?.len();
+        Ok(FileBacking { file, stored_len })
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// `fallocate(2)` on the byte range, retried on `EINTR`.
+#[cfg(target_os = "linux")]
+fn fallocate(file: &File, mode: libc::c_int, start: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range beyond off_t",
+        ));
+    };
+    loop {
+        // SAFETY: `fallocate` only reads its integer arguments; the descriptor is open for the
+        // lifetime of `file`.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), mode, start, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+impl Backing for FileBacking {
+    fn stored_len(&self) -> u64 {
+        self.stored_len
+    }
+
+    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
+        let offset = index * PAGE_SIZE as u64;
+        let mut done = 0;
+        while done < PAGE_SIZE {
+            match read_at(&self.file, &mut buf[done..], offset + done as u64) {
+                Ok(0) => break, // past the file's end: zeros
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf[done..].fill(0);
+        Ok(())
+    }
+
+    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
+        assert!(at + data.len() <= PAGE_SIZE, "write past the end of a page");
+        write_all_at(&self.file, data, index * PAGE_SIZE as u64 + at as u64)
+    }
+
+    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        for page in pages {
+            let r = fallocate(
+                &self.file,
+                libc::FALLOC_FL_KEEP_SIZE,
+                page * PAGE_SIZE as u64,
+                PAGE_SIZE as u64,
+            );
+            match r {
+                Ok(()) => {}
+                // A filesystem without fallocate cannot reserve: writes will allocate.
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = pages;
+        Ok(())
+    }
+
+    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
+        // Nothing is stored past the file's end.
+        let end = end.min(self.file.metadata()?.len());
+        if start >= end {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+            match fallocate(&self.file, mode, start, end - start) {
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+                other => return other,
+            }
+        }
+        // No hole punching here: write zeros instead.
+        let zeros = [0u8; PAGE_SIZE];
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(PAGE_SIZE as u64) as usize;
+            write_all_at(&self.file, &zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
+        let page = PAGE_SIZE as u64;
+        let file_end = self.file.metadata()?.len().div_ceil(page);
+        let last = last.min(file_end.saturating_sub(1));
+        if first > last {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let fd = self.file.as_raw_fd();
+            let mut at = first * page;
+            let end = (last + 1) * page;
+            while at < end {
+                // SAFETY: `lseek` only reads its integer arguments on an open descriptor.
+                let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+                if data < 0 {
+                    let err = io::Error::last_os_error();
+                    if err.raw_os_error() == Some(libc::ENXIO) {
+                        break; // no data after `at`
+                    }
+                    return Err(err);
+                }
+                // SAFETY: as above.
+                let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+                if hole < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let (data, hole) = (data as u64, (hole as u64).min(end));
+                out.extend((data / page).max(first)..hole.div_ceil(page));
+                at = hole.div_ceil(page) * page;
+            }
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            out.extend(first..=last);
+            Ok(())
+        }
+    }
+
+    fn sync(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.file.sync_all()
+    }
+}

@@ -1,0 +1,790 @@
+//! An address space: a page cache over a backing store whose fault, read, write, punch-hole
+//! and truncate lock only the pages they touch.
+//!
+//! # The problem
+//!
+//! A page cache fills pages from storage while other operations free that storage. If a hole
+//! punch drops a page and frees its block while a fault is between "look up the block" and
+//! "insert the page", the fault inserts data from a block that may already belong to another
+//! file: stale data, or another file's data, served from the cache. Linux closes that window with
+//! `mapping->invalidate_lock`, one reader/writer semaphore per file: fills take it shared,
+//! invalidations exclusive. It is correct, and it serialises every fault in a file against
+//! every punch in the same file, wherever they are.
+//!
+//! [`AddressSpace`] follows the same lock rules with the lock chosen at compile time: over
+//! [`RangeRwLock`](crate::RangeRwLock) (the default) each operation locks only its pages, so a
+//! punch at one end of a file does not stall faults at the other; over [`WholeRwSem`] it is the
+//! kernel's design, for comparison; over [`Unlocked`] it shows the race.
+//!
+//! # Lock rules
+//!
+//! - `fault` and `read` take the lock shared over their pages and hold it across the fill from
+//!   the backing store, not only the insert into the cache.
+//! - `write` takes it exclusive over its pages; a write fault takes it shared.
+//! - `punch_hole` and `truncate` take it exclusive, then write back the dirty pages that survive
+//!   (the partial pages at the edges), drop the cached pages and unmap their mappings, zero the
+//!   partial pages, free the blocks, and only then unlock.
+//! - `remap_range` locks both spaces in the order of their ids (shared on the source, exclusive
+//!   on the destination); within one space it takes one exclusive lock over both ranges.
+//!
+//! Internal functions that need the lock held take the held guard as a parameter, so the
+//! compiler checks that it is held (what lockdep assertions do in the kernel).
+//!
+//! # The backend switch
+//!
+//! `AddressSpace<L = DefaultLock, B = MemBacking>`. [`DefaultLock`] is `RangeRwLock`, or
+//! `WholeRwSem` with the cargo feature `whole-rwsem`, as Linux's config option picks mmap range
+//! locking.
+//!
+//! # Example
+//!
+//! ```
+//! use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+//!
+//! let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+//! space.write(0, &[7u8; 3 * PAGE_SIZE])?;
+//! let page = space.fault(PAGE_SIZE as u64, Access::Read)?;
+//! let mut buf = [0u8; 4];
+//! page.read(0, &mut buf)?;
+//! assert_eq!(buf, [7; 4]);
+//!
+//! space.punch_hole(0, 2 * PAGE_SIZE as u64)?; // frees the blocks, unmaps the page
+//! assert!(!page.is_mapped());
+//! assert!(page.read(0, &mut buf).is_err());
+//! let mut back = [1u8; 8];
+//! assert_eq!(space.read(PAGE_SIZE as u64, &mut back)?, 8);
+//! assert_eq!(back, [0; 8]);
+//! assert_eq!(space.len(), 3 * PAGE_SIZE as u64); // a punch keeps the length
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod backend;
+mod backing;
+mod cache;
+
+pub use backend::{InvalidateLock, Unlocked, WholeRwSem};
+pub use backing::{Backing, FileBacking, MemBacking};
+
+use core::fmt;
+use core::ops::RangeInclusive;
+use std::io;
+use std::sync::Arc;
+
+use crate::sync::{AtomicU64, Ordering};
+use cache::{Page, PageCache};
+
+/// The page size of every address space, in bytes.
+pub const PAGE_SIZE: usize = 4096;
+const PAGE: u64 = PAGE_SIZE as u64;
+/// Page index of the last page of the `u64` byte space.
+const LAST_PAGE: u64 = u64::MAX / PAGE;
+
+/// Cached pages by default: 16 MiB.
+pub const DEFAULT_CACHE_PAGES: usize = 4096;
+
+/// The invalidate lock used when none is named: [`RangeRwLock`](crate::RangeRwLock), or
+/// [`WholeRwSem`] with the cargo feature `whole-rwsem`.
+#[cfg(not(feature = "whole-rwsem"))]
+pub type DefaultLock = crate::RangeRwLock;
+/// The invalidate lock used when none is named: [`RangeRwLock`](crate::RangeRwLock), or
+/// [`WholeRwSem`] with the cargo feature `whole-rwsem`.
+#[cfg(feature = "whole-rwsem")]
+pub type DefaultLock = WholeRwSem;
+
+/// How a page is mapped by [`AddressSpace::fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only; writing through the mapping fails with `PermissionDenied`.
+    Read,
+    /// Reads and writes; the fault reserves the page's storage.
+    Write,
+}
+
+/// Counters of one address space (see [`AddressSpace::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Page lookups served from the cache.
+    pub hits: u64,
+    /// Page lookups that had to read the backing store.
+    pub misses: u64,
+    /// Pages read from the backing store and inserted into the cache.
+    pub fills: u64,
+    /// Clean unmapped pages evicted (by the cache bound or `drop_caches`).
+    pub evictions: u64,
+    /// Cached pages dropped by punch, truncate or remap.
+    pub invalidations: u64,
+    /// Invalidate-lock acquisitions that had to wait.
+    pub lock_waits: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    fills: AtomicU64,
+    evictions: AtomicU64,
+    invalidations: AtomicU64,
+    lock_waits: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    if by > 0 {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// Proof that the invalidate lock is held over `pages` of space `space`: shared or exclusive.
+/// Functions that need the lock take one of these.
+struct Held<G> {
+    _guard: G,
+    space: u64,
+    pages: RangeInclusive<u64>,
+}
+
+impl<G> Held<G> {
+    fn check(&self, space: u64, index: u64) {
+        debug_assert_eq!(self.space, space, "lock of another address space");
+        debug_assert!(self.pages.contains(&index), "page {index} not locked");
+    }
+}
+
+/// Proof that the invalidate lock is held exclusive.
+struct Exclusive<G>(Held<G>);
+
+/// A page cache over a backing store, whose operations lock only the pages they touch.
+///
+/// `L` is the invalidate lock ([`RangeRwLock`](crate::RangeRwLock) by default, see
+/// [`DefaultLock`]); `B` the backing store ([`MemBacking`] by default, or [`FileBacking`]).
+/// Every operation takes `&self`; the space is `Send + Sync`.
+///
+/// Semantics are POSIX-like: a write past the end leaves a gap that reads as zeros; a punched
+/// range reads as zeros and keeps the length; bytes past the end in the last page read as zeros.
+/// Writes are all or nothing with respect to space: storage is reserved before any byte
+/// changes, so `StorageFull` changes no byte and no length and keeps no block.
+///
+/// The cache is bounded ([`DEFAULT_CACHE_PAGES`], or [`with_cache_pages`](Self::with_cache_pages)):
+/// beyond the bound, clean pages without mappings are evicted (CLOCK). Pages that are mapped or
+/// dirty stay, so the cache can exceed its bound while they do.
+pub struct AddressSpace<L: InvalidateLock = DefaultLock, B: Backing = MemBacking> {
+    id: u64,
+    lock: L,
+    backing: B,
+    cache: PageCache,
+    /// The file length; shared with mappings so that they refuse writes past it.
+    len: Arc<AtomicU64>,
+    counters: Counters,
+}
+
+/// Ids order the locking of two spaces; a counter never reuses one.
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.into())
+}
+
+/// The page indices covering bytes `[start, end)`, `end > start`.
+fn pages_of(start: u64, end: u64) -> RangeInclusive<u64> {
+    start / PAGE..=(end - 1) / PAGE
+}
+
+/// The pages wholly inside bytes `[start, end)`. No byte at `u64::MAX` can exist (a file is at
+/// most `u64::MAX` bytes long), so a range ending there covers the last page in full.
+pub(crate) fn full_pages(start: u64, end: u64) -> core::ops::Range<u64> {
+    let end_full = if end == u64::MAX {
+        LAST_PAGE + 1
+    } else {
+        end / PAGE
+    };
+    start.div_ceil(PAGE)..end_full
+}
+
+/// `offset + len`, or `InvalidInput` if it overflows.
+fn end_of(offset: u64, len: u64) -> io::Result<u64> {
+    offset
+        .checked_add(len)
+        .ok_or_else(|| invalid(format!("offset {offset} + length {len} overflows u64")))
+}
+
+impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
+    /// An address space over `backing` with the default cache bound. Its length is the
+    /// backing's stored length (a file's size; 0 for a new `MemBacking`).
+    pub fn new(backing: B) -> Self {
+        Self::with_cache_pages(backing, DEFAULT_CACHE_PAGES)
+    }
+
+    /// An address space whose cache holds about `pages` clean pages.
+    ///
+    /// # Panics
+    ///
+    /// If `pages` is 0.
+    pub fn with_cache_pages(backing: B, pages: usize) -> Self {
+        AddressSpace {
+            id: next_id(),
+            lock: L::default(),
+            len: Arc::new(AtomicU64::new(backing.stored_len())),
+            backing,
+            cache: PageCache::new(pages),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the length is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This space's id: unique in the process, and the order in which two spaces are locked.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The backing store.
+    pub fn backing(&self) -> &B {
+        &self.backing
+    }
+
+    /// The number of pages in the cache.
+    pub fn cached_pages(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            fills: get(&c.fills),
+            evictions: get(&c.evictions),
+            invalidations: get(&c.invalidations),
+            lock_waits: get(&c.lock_waits),
+        }
+    }
+
+    fn lock_shared(&self, pages: RangeInclusive<u64>) -> Held<L::Shared<'_>> {
+        let guard = match self.lock.try_lock_shared(pages.clone()) {
+            Some(g) => g,
+            None => {
+                bump(&self.counters.lock_waits, 1);
+                self.lock.lock_shared(pages.clone())
+            }
+        };
+        Held {
+            _guard: guard,
+            space: self.id,
+            pages,
+        }
+    }
+
+    fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> Exclusive<L::Exclusive<'_>> {
+        let guard = match self.lock.try_lock_exclusive(pages.clone()) {
+            Some(g) => g,
+            None => {
+                bump(&self.counters.lock_waits, 1);
+                self.lock.lock_exclusive(pages.clone())
+            }
+        };
+        Exclusive(Held {
+            _guard: guard,
+            space: self.id,
+            pages,
+        })
+    }
+
+    /// The cached page `index`, filling it from the backing store on a miss. The lock must be
+    /// held over it (shared suffices) across the fill, so no invalidation can free its block
+    /// between the read and the insert.
+    fn page<G>(&self, index: u64, held: &Held<G>) -> io::Result<Arc<Page>> {
+        held.check(self.id, index);
+        if let Some(page) = self.cache.get(index) {
+            bump(&self.counters.hits, 1);
+            return Ok(page);
+        }
+        bump(&self.counters.misses, 1);
+        let mut data = cache::zeroed_page();
+        self.backing.read_page(index, &mut data)?;
+        let inserted = self.cache.insert(Page::new(index, data));
+        bump(&self.counters.fills, 1);
+        bump(&self.counters.evictions, inserted.evicted as u64);
+        Ok(inserted.page)
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the file, 0 past it.
+    ///
+    /// Locks the pages shared.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let end = end_of(offset, buf.len() as u64)?;
+        let end = end.min(self.len());
+        if offset >= end {
+            return Ok(0);
+        }
+        let held = self.lock_shared(pages_of(offset, end));
+        // A truncate may have shortened the file before we got the lock; none can now.
+        let end = end.min(self.len());
+        if offset >= end {
+            return Ok(0);
+        }
+        let mut at = offset;
+        while at < end {
+            let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
+            let n = (PAGE - at % PAGE).min(end - at) as usize;
+            let page = self.page(index, &held)?;
+            let out = (at - offset) as usize;
+            buf[out..out + n].copy_from_slice(&page.state().data[in_page..in_page + n]);
+            at += n as u64;
+        }
+        Ok((end - offset) as usize)
+    }
+
+    /// Writes all of `data` at `offset`, extending the file if it ends past the end; returns
+    /// `data.len()`. Storage is reserved first: `StorageFull` changes nothing.
+    ///
+    /// Locks the pages exclusive; writes through to the backing store and updates cached pages.
+    pub fn write(&self, offset: u64, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let end = end_of(offset, data.len() as u64)?;
+        let pages = pages_of(offset, end);
+        let held = self.lock_exclusive(pages.clone());
+        self.backing.reserve(&mut pages.clone())?;
+        let mut at = offset;
+        while at < end {
+            let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
+            let n = (PAGE - at % PAGE).min(end - at) as usize;
+            let src = &data[(at - offset) as usize..][..n];
+            if let Err(e) = self.write_page(index, in_page, src, &held) {
+                // Keep what was written inside the file, so bytes past the end stay zero.
+                self.len.fetch_max(at, Ordering::AcqRel);
+                return Err(e);
+            }
+            at += n as u64;
+        }
+        self.len.fetch_max(end, Ordering::AcqRel);
+        Ok(data.len())
+    }
+
+    /// Writes `src` at `in_page` of page `index`, through to the backing store and into the
+    /// cached copy if there is one.
+    fn write_page<G>(
+        &self,
+        index: u64,
+        in_page: usize,
+        src: &[u8],
+        held: &Exclusive<G>,
+    ) -> io::Result<()> {
+        held.0.check(self.id, index);
+        self.backing.write_page(index, in_page, src)?;
+        if let Some(page) = self.cache.get(index) {
+            page.state().data[in_page..in_page + src.len()].copy_from_slice(src);
+        }
+        Ok(())
+    }
+
+    /// Maps the page containing `offset` and returns the mapping. A fault past the end of the
+    /// file fails with `UnexpectedEof` (a mapping never shows garbage). A write fault reserves
+    /// the page's storage, so writes through the mapping cannot run out of space.
+    ///
+    /// Locks the page shared.
+    pub fn fault(&self, offset: u64, access: Access) -> io::Result<MappedPage> {
+        let index = offset / PAGE;
+        let held = self.lock_shared(index..=index);
+        let len = self.len();
+        if offset >= len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("fault at {offset}, past the end of the file ({len} bytes)"),
+            ));
+        }
+        if access == Access::Write {
+            self.backing.reserve(&mut core::iter::once(index))?;
+        }
+        let page = self.page(index, &held)?;
+        Ok(MappedPage {
+            page,
+            access,
+            len: Arc::clone(&self.len),
+        })
+    }
+
+    /// Frees `[offset, offset + len)`: the range reads as zeros afterwards and the file keeps
+    /// its length. Pages wholly inside are dropped from the cache and their mappings unmapped;
+    /// partial pages are zeroed in place and stay mapped. Punching past the end is a no-op
+    /// success; `len == 0` does nothing.
+    ///
+    /// Locks the pages exclusive for the whole operation.
+    pub fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = end_of(offset, len)?;
+        let held = self.lock_exclusive(pages_of(offset, end));
+        self.write_back_edges(offset, end, &held)?;
+        self.drop_range(offset, end, &held)
+    }
+
+    /// Sets the length. Shrinking drops the pages wholly past the new end (unmapping them),
+    /// zeroes the rest of the last page and frees the blocks; growing exposes zeros.
+    ///
+    /// Locks exclusive from the lower of the old and new lengths to the end of the space.
+    pub fn truncate(&self, new_len: u64) -> io::Result<()> {
+        loop {
+            let low = self.len().min(new_len);
+            let held = self.lock_exclusive(low / PAGE..=LAST_PAGE);
+            let old = self.len();
+            if old.min(new_len) < low {
+                continue; // shrunk before we locked: lock lower
+            }
+            if new_len < old {
+                self.write_back_edges(new_len, u64::MAX, &held)?;
+                // Before the last page is zeroed: a write through a mapping checks the length
+                // under the page's mutex, so none lands past the new end after the zeroing.
+                self.len.store(new_len, Ordering::Release);
+                self.drop_range(new_len, u64::MAX, &held)?;
+            } else {
+                self.len.store(new_len, Ordering::Release);
+            }
+            return Ok(());
+        }
+    }
+
+    /// The pages of `[start, end)` that the range covers only in part (at most two), which
+    /// keep their other bytes.
+    fn edge_pages(start: u64, end: u64) -> impl Iterator<Item = u64> {
+        let pages = pages_of(start, end);
+        let full = full_pages(start, end);
+        let (first, last) = (*pages.start(), *pages.end());
+        [Some(first), (last != first).then_some(last)]
+            .into_iter()
+            .flatten()
+            .filter(move |p| !full.contains(p))
+    }
+
+    /// Writes back the dirty pages that survive an invalidation of `[start, end)`: the partial
+    /// pages at its edges. The rest is about to be dropped.
+    fn write_back_edges<G>(&self, start: u64, end: u64, held: &Exclusive<G>) -> io::Result<()> {
+        for index in Self::edge_pages(start, end) {
+            if let Some(page) = self.cache.get(index) {
+                self.write_back(&page, &held.0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the bytes `[start, end)` from the cache and the backing store: drops the pages
+    /// wholly inside (unmapping them), zeroes the partial ones in place, frees the blocks. The
+    /// exclusive lock over those pages is the caller's proof.
+    fn drop_range<G>(&self, start: u64, end: u64, held: &Exclusive<G>) -> io::Result<()> {
+        let pages = pages_of(start, end);
+        held.0.check(self.id, *pages.start());
+        held.0.check(self.id, *pages.end());
+        let full = full_pages(start, end);
+        if !full.is_empty() {
+            let dropped = self.cache.remove_range(full.start, full.end - 1);
+            for page in &dropped {
+                page.state().invalidated = true;
+            }
+            bump(&self.counters.invalidations, dropped.len() as u64);
+        }
+        for index in Self::edge_pages(start, end) {
+            if let Some(page) = self.cache.get(index) {
+                let base = index * PAGE;
+                let from = start.max(base) - base;
+                let to = (end - base).min(PAGE);
+                page.state().data[from as usize..to as usize].fill(0);
+            }
+        }
+        self.backing.punch(start, end)
+    }
+
+    /// Writes `page` back if it is dirty and still cached.
+    fn write_back<G>(&self, page: &Page, held: &Held<G>) -> io::Result<()> {
+        held.check(self.id, page.index);
+        let copy = {
+            let mut state = page.state();
+            if !state.dirty || state.invalidated {
+                return Ok(());
+            }
+            state.dirty = false;
+            state.data.clone()
+        };
+        self.backing
+            .write_page(page.index, 0, &copy[..])
+            .inspect_err(|_| {
+                page.state().dirty = true;
+            })
+    }
+
+    /// Writes every dirty page back and asks the backing store to make content and length
+    /// durable. Locks each dirty page shared while it is written.
+    pub fn sync(&self) -> io::Result<()> {
+        for page in self.cache.range(0, LAST_PAGE) {
+            if page.state().dirty {
+                let held = self.lock_shared(page.index..=page.index);
+                self.write_back(&page, &held)?;
+            }
+        }
+        self.backing.sync(self.len())
+    }
+
+    /// Evicts every clean page that no mapping holds; returns how many. Writes nothing back.
+    pub fn drop_caches(&self) -> usize {
+        let n = self.cache.drop_clean();
+        bump(&self.counters.evictions, n as u64);
+        n
+    }
+}
+
+impl<L: InvalidateLock, B: Backing> fmt::Debug for AddressSpace<L, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddressSpace")
+            .field("id", &self.id)
+            .field("len", &self.len())
+            .field("cached_pages", &self.cached_pages())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Copies `len` bytes at `src_off` of `src` to `dst_off` of `dst`, replacing what was there
+/// (holes stay holes, mappings of replaced pages are unmapped) and extending `dst` as needed.
+/// Returns the number of bytes copied.
+///
+/// Offsets and length must be multiples of [`PAGE_SIZE`], the source range must lie inside the
+/// source file, and within one space the two ranges must not overlap; otherwise
+/// `InvalidInput`. The copy is atomic with respect to other operations on both ranges: the
+/// spaces are locked in the order of their ids (shared on the source, exclusive on the
+/// destination), and within one space one exclusive lock covers both ranges. Storage is
+/// reserved first, so `StorageFull` changes nothing.
+///
+/// ```
+/// use rangelock::mm::{remap_range, AddressSpace, MemBacking, PAGE_SIZE};
+/// let a: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// let b: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// a.write(0, &[5u8; PAGE_SIZE])?;
+/// assert_eq!(remap_range(&a, 0, &b, 2 * PAGE_SIZE as u64, PAGE_SIZE as u64)?, PAGE_SIZE as u64);
+/// assert_eq!(b.len(), 3 * PAGE_SIZE as u64);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn remap_range<L1, B1, L2, B2>(
+    src: &AddressSpace<L1, B1>,
+    src_off: u64,
+    dst: &AddressSpace<L2, B2>,
+    dst_off: u64,
+    len: u64,
+) -> io::Result<u64>
+where
+    L1: InvalidateLock,
+    B1: Backing,
+    L2: InvalidateLock,
+    B2: Backing,
+{
+    for (what, v) in [
+        ("source offset", src_off),
+        ("destination offset", dst_off),
+        ("length", len),
+    ] {
+        if v % PAGE != 0 {
+            return Err(invalid(format!(
+                "remap {what} {v} is not a multiple of {PAGE_SIZE}"
+            )));
+        }
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let (src_end, dst_end) = (end_of(src_off, len)?, end_of(dst_off, len)?);
+    let (src_pages, dst_pages) = (pages_of(src_off, src_end), pages_of(dst_off, dst_end));
+    if src.id == dst.id {
+        if src_off < dst_end && dst_off < src_end {
+            return Err(invalid("remap ranges overlap within one address space"));
+        }
+        // One lock over both ranges: a whole-mapping rwsem cannot be taken twice.
+        let hull =
+            (*src_pages.start()).min(*dst_pages.start())..=(*src_pages.end()).max(*dst_pages.end());
+        let held = dst.lock_exclusive(hull);
+        remap_locked(src, src_off, &held.0, dst, dst_off, &held, len)
+    } else if src.id < dst.id {
+        let s = src.lock_shared(src_pages);
+        let d = dst.lock_exclusive(dst_pages);
+        remap_locked(src, src_off, &s, dst, dst_off, &d, len)
+    } else {
+        let d = dst.lock_exclusive(dst_pages);
+        let s = src.lock_shared(src_pages);
+        remap_locked(src, src_off, &s, dst, dst_off, &d, len)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn remap_locked<L1, B1, L2, B2, G1, G2>(
+    src: &AddressSpace<L1, B1>,
+    src_off: u64,
+    s: &Held<G1>,
+    dst: &AddressSpace<L2, B2>,
+    dst_off: u64,
+    d: &Exclusive<G2>,
+    len: u64,
+) -> io::Result<u64>
+where
+    L1: InvalidateLock,
+    B1: Backing,
+    L2: InvalidateLock,
+    B2: Backing,
+{
+    let src_len = src.len();
+    if src_off + len > src_len {
+        return Err(invalid(format!(
+            "remap source {src_off}..{} is not inside the source file ({src_len} bytes)",
+            src_off + len
+        )));
+    }
+    let (first, last) = (src_off / PAGE, (src_off + len) / PAGE - 1);
+    let to_dst = |p: u64| p - first + dst_off / PAGE;
+    // The source pages with data: stored ones, and dirty cached ones (stored too, as a write
+    // fault reserves storage, unless the backing cannot reserve).
+    let mut data = Vec::new();
+    src.backing.stored_pages(first, last, &mut data)?;
+    let cached = src.cache.range(first, last);
+    data.extend(cached.iter().filter(|p| p.state().dirty).map(|p| p.index));
+    data.sort_unstable();
+    data.dedup();
+    dst.backing.reserve(&mut data.iter().map(|&p| to_dst(p)))?;
+    // Nothing can fail for lack of space from here on.
+    let (dst_first, dst_last) = (to_dst(first), to_dst(last));
+    let replaced = dst.cache.remove_range(dst_first, dst_last);
+    for page in &replaced {
+        page.state().invalidated = true;
+    }
+    bump(&dst.counters.invalidations, replaced.len() as u64);
+    // Destination pages that the source has no data for become holes.
+    let mut stored = Vec::new();
+    dst.backing.stored_pages(dst_first, dst_last, &mut stored)?;
+    let mut with_data = data.iter().map(|&p| to_dst(p)).peekable();
+    for q in stored {
+        while with_data.next_if(|&w| w < q).is_some() {}
+        if with_data.peek() != Some(&q) {
+            dst.backing.punch(q * PAGE, (q + 1) * PAGE)?;
+        }
+    }
+    dst.len.fetch_max(dst_off + len, Ordering::AcqRel);
+    for &p in &data {
+        let page = src.page(p, s)?;
+        let copy = page.state().data.clone();
+        d.0.check(dst.id, to_dst(p));
+        dst.backing.write_page(to_dst(p), 0, &copy[..])?;
+    }
+    Ok(len)
+}
+
+/// A mapping of one page, from [`AddressSpace::fault`]. It owns its page: reads and writes go
+/// to the cached page directly, without the invalidate lock, as loads and stores to a mapped
+/// page do.
+///
+/// After a punch covering the whole page, a truncate leaving it wholly past the end, or a
+/// remap replacing it, the mapping is unmapped: [`is_mapped`](Self::is_mapped) is false and
+/// reads and writes fail (fault again to see the new data). A partial punch zeroes the page in
+/// place and leaves it mapped.
+pub struct MappedPage {
+    page: Arc<Page>,
+    access: Access,
+    len: Arc<AtomicU64>,
+}
+
+impl MappedPage {
+    /// The byte offset of the page in the file (a multiple of [`PAGE_SIZE`]).
+    pub fn offset(&self) -> u64 {
+        self.page.index * PAGE
+    }
+
+    /// How the page was mapped.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Whether the mapping is still live.
+    pub fn is_mapped(&self) -> bool {
+        !self.page.state().invalidated
+    }
+
+    fn check_bounds(at: usize, n: usize) -> io::Result<()> {
+        if at.checked_add(n).is_none_or(|end| end > PAGE_SIZE) {
+            return Err(invalid(format!(
+                "bytes {at}..{at}+{n} are not inside a page"
+            )));
+        }
+        Ok(())
+    }
+
+    fn unmapped(&self) -> io::Error {
+        io::Error::other(format!(
+            "page at {} was unmapped by a punch, truncate or remap; fault it again",
+            self.offset()
+        ))
+    }
+
+    /// Reads `buf.len()` bytes at byte `at` of the page. Bytes past the end of the file read
+    /// as zeros.
+    pub fn read(&self, at: usize, buf: &mut [u8]) -> io::Result<()> {
+        Self::check_bounds(at, buf.len())?;
+        let state = self.page.state();
+        if state.invalidated {
+            return Err(self.unmapped());
+        }
+        buf.copy_from_slice(&state.data[at..at + buf.len()]);
+        Ok(())
+    }
+
+    /// Writes `data` at byte `at` of the page, marking it dirty ([`AddressSpace::sync`] writes
+    /// it back). Fails with `PermissionDenied` on a read mapping, and with `InvalidInput` for
+    /// bytes past the end of the file.
+    pub fn write(&self, at: usize, data: &[u8]) -> io::Result<()> {
+        if self.access == Access::Read {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "write through a read-only mapping",
+            ));
+        }
+        Self::check_bounds(at, data.len())?;
+        let mut state = self.page.state();
+        if state.invalidated {
+            return Err(self.unmapped());
+        }
+        // Under the page's mutex, so a truncate (which stores the length before it zeroes or
+        // unmaps this page) cannot slip in between the check and the copy.
+        let len = self.len.load(Ordering::Acquire);
+        let end = self.offset() + (at + data.len()) as u64;
+        if end > len {
+            return Err(invalid(format!(
+                "write through a mapping up to {end}, past the end of the file ({len} bytes)"
+            )));
+        }
+        state.data[at..at + data.len()].copy_from_slice(data);
+        state.dirty = true;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MappedPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MappedPage")
+            .field("offset", &self.offset())
+            .field("access", &self.access)
+            .field("mapped", &self.is_mapped())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

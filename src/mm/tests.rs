@@ -1,0 +1,383 @@
+use super::*;
+use crate::RangeRwLock;
+use std::io::ErrorKind;
+
+type Space<L = DefaultLock> = AddressSpace<L, MemBacking>;
+
+fn space(capacity: u64) -> Space {
+    AddressSpace::new(MemBacking::new(capacity))
+}
+
+fn read_all<L: InvalidateLock, B: Backing>(
+    s: &AddressSpace<L, B>,
+    offset: u64,
+    n: usize,
+) -> Vec<u8> {
+    let mut buf = vec![0xAA; n];
+    let got = s.read(offset, &mut buf).unwrap();
+    buf.truncate(got);
+    buf
+}
+
+fn kind<T: fmt::Debug>(r: io::Result<T>) -> ErrorKind {
+    r.expect_err("expected an error").kind()
+}
+
+#[test]
+fn write_then_read_round_trips_across_pages() {
+    let s = space(1 << 20);
+    let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+    assert_eq!(s.write(100, &data).unwrap(), data.len());
+    assert_eq!(s.len(), 10_100);
+    assert_eq!(read_all(&s, 100, 10_000), data);
+    assert_eq!(read_all(&s, 0, 100), vec![0; 100]);
+}
+
+#[test]
+fn reads_are_short_at_the_end_and_empty_past_it() {
+    let s = space(1 << 20);
+    s.write(0, &[1; 10]).unwrap();
+    assert_eq!(read_all(&s, 5, 100), vec![1; 5]);
+    assert_eq!(read_all(&s, 10, 100), Vec::<u8>::new());
+    assert_eq!(read_all(&s, u64::MAX - 10, 5), Vec::<u8>::new());
+    assert_eq!(s.read(0, &mut []).unwrap(), 0);
+}
+
+#[test]
+fn a_write_past_the_end_leaves_a_zero_gap() {
+    let s = space(1 << 20);
+    s.write(0, &[9; 10]).unwrap();
+    s.write(3 * PAGE + 5, &[7; 3]).unwrap();
+    let all = read_all(&s, 0, 4 * PAGE_SIZE);
+    assert_eq!(all.len(), 3 * PAGE_SIZE + 8);
+    assert!(all[10..3 * PAGE_SIZE + 5].iter().all(|&b| b == 0));
+    assert_eq!(&all[3 * PAGE_SIZE + 5..], &[7, 7, 7]);
+    // Files are sparse: the gap's middle pages have no blocks.
+    assert_eq!(s.backing().used_blocks(), 2);
+}
+
+#[test]
+fn overflowing_offsets_are_invalid_input() {
+    let s = space(1 << 20);
+    assert_eq!(
+        kind(s.write(u64::MAX - 2, &[1; 10])),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(s.read(u64::MAX - 2, &mut [0; 10])),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(s.punch_hole(u64::MAX - 2, 10)),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(s.len(), 0);
+}
+
+#[test]
+fn writes_at_the_top_of_the_space_do_not_overflow() {
+    let s = space(1 << 20);
+    s.write(u64::MAX - 4, &[3; 4]).unwrap();
+    assert_eq!(s.len(), u64::MAX);
+    assert_eq!(read_all(&s, u64::MAX - 6, 6), vec![0, 0, 3, 3, 3, 3]);
+    s.punch_hole(0, u64::MAX).unwrap();
+    assert_eq!(read_all(&s, u64::MAX - 4, 4), vec![0; 4]);
+    s.truncate(0).unwrap();
+    assert_eq!(s.backing().used_blocks(), 0);
+}
+
+#[test]
+fn punch_reads_as_zeros_and_keeps_the_length() {
+    let s = space(1 << 20);
+    s.write(0, &[5; 5 * PAGE_SIZE]).unwrap();
+    s.punch_hole(PAGE + 10, 2 * PAGE).unwrap();
+    assert_eq!(s.len(), 5 * PAGE);
+    let all = read_all(&s, 0, 5 * PAGE_SIZE);
+    for (i, &b) in all.iter().enumerate() {
+        let punched = (PAGE_SIZE + 10..3 * PAGE_SIZE + 10).contains(&i);
+        assert_eq!(b, if punched { 0 } else { 5 }, "byte {i}");
+    }
+    // One whole page was inside the hole: its block is free.
+    assert_eq!(s.backing().used_blocks(), 4);
+}
+
+#[test]
+fn punch_of_length_zero_or_past_the_end_changes_nothing() {
+    let s = space(1 << 20);
+    s.write(0, &[1; 100]).unwrap();
+    s.punch_hole(50, 0).unwrap();
+    s.punch_hole(10 * PAGE, 5 * PAGE).unwrap();
+    assert_eq!(s.len(), 100);
+    assert_eq!(read_all(&s, 0, 100), vec![1; 100]);
+}
+
+#[test]
+fn punching_the_whole_space_is_quick_and_frees_everything() {
+    let s = space(64 << 20);
+    for i in 0..64 {
+        s.write(i * (1 << 40), &[1; 10]).unwrap(); // a sparse file of ~64 TiB
+    }
+    let began = std::time::Instant::now();
+    s.punch_hole(0, u64::MAX).unwrap();
+    assert_eq!(s.backing().used_blocks(), 0);
+    assert_eq!(read_all(&s, 63 << 40, 10), vec![0; 10]);
+    // Walking 2^52 pages would take hours; this must not.
+    assert!(began.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn a_whole_page_punch_unmaps_and_a_partial_one_zeroes_in_place() {
+    let s = space(1 << 20);
+    s.write(0, &[8; 2 * PAGE_SIZE]).unwrap();
+    let p0 = s.fault(10, Access::Write).unwrap();
+    let p1 = s.fault(PAGE + 10, Access::Read).unwrap();
+    assert_eq!((p0.offset(), p1.offset()), (0, PAGE));
+    s.punch_hole(100, PAGE + 100).unwrap(); // bytes 100..PAGE+200: parts of pages 0 and 1
+    assert!(p0.is_mapped() && p1.is_mapped());
+    let mut b = [0xFF; 4];
+    p0.read(98, &mut b).unwrap();
+    assert_eq!(b, [8, 8, 0, 0]);
+    p1.read(198, &mut b).unwrap();
+    assert_eq!(b, [0, 0, 8, 8]);
+    s.punch_hole(PAGE, PAGE).unwrap();
+    assert!(!p1.is_mapped());
+    assert_eq!(kind(p1.read(0, &mut b)), ErrorKind::Other);
+    assert!(p0.is_mapped());
+    p0.write(0, &[1]).unwrap();
+}
+
+#[test]
+fn faults_past_the_end_fail_and_mappings_check_their_bounds() {
+    let s = space(1 << 20);
+    assert_eq!(kind(s.fault(0, Access::Read)), ErrorKind::UnexpectedEof);
+    s.write(0, &[4; 100]).unwrap();
+    assert_eq!(kind(s.fault(100, Access::Read)), ErrorKind::UnexpectedEof);
+    let ro = s.fault(99, Access::Read).unwrap();
+    assert_eq!(ro.access(), Access::Read);
+    assert_eq!(kind(ro.write(0, &[1])), ErrorKind::PermissionDenied);
+    let rw = s.fault(0, Access::Write).unwrap();
+    assert_eq!(kind(rw.write(90, &[1; 20])), ErrorKind::InvalidInput); // past EOF
+    assert_eq!(
+        kind(rw.read(PAGE_SIZE - 1, &mut [0; 2])),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(rw.read(usize::MAX, &mut [0; 2])),
+        ErrorKind::InvalidInput
+    );
+    // Bytes past the end in the last page read as zeros.
+    let mut tail = [9; 8];
+    rw.read(96, &mut tail).unwrap();
+    assert_eq!(tail, [4, 4, 4, 4, 0, 0, 0, 0]);
+}
+
+#[test]
+fn mapped_writes_reach_the_backing_on_sync() {
+    let s = space(1 << 20);
+    s.write(0, &[0; 10]).unwrap();
+    let page = s.fault(0, Access::Write).unwrap();
+    page.write(2, b"abc").unwrap();
+    assert_eq!(read_all(&s, 0, 6), b"\0\0abc\0");
+    drop(page);
+    assert_eq!(s.drop_caches(), 0, "a dirty page was evicted");
+    s.sync().unwrap();
+    assert_eq!(s.drop_caches(), 1);
+    assert_eq!(read_all(&s, 0, 6), b"\0\0abc\0");
+    assert!(s.stats().fills >= 2);
+}
+
+#[test]
+fn truncate_shrinks_unmaps_and_extends_with_zeros() {
+    let s = space(1 << 20);
+    s.write(0, &[6; 3 * PAGE_SIZE]).unwrap();
+    let last = s.fault(2 * PAGE, Access::Read).unwrap();
+    let mid = s.fault(PAGE, Access::Write).unwrap();
+    s.truncate(PAGE + 10).unwrap();
+    assert_eq!(s.len(), PAGE + 10);
+    assert!(!last.is_mapped(), "a page wholly past the end stays mapped");
+    assert!(mid.is_mapped());
+    let mut b = [0xFF; 4];
+    mid.read(8, &mut b).unwrap();
+    assert_eq!(b, [6, 6, 0, 0]);
+    assert_eq!(kind(mid.write(10, &[1])), ErrorKind::InvalidInput);
+    s.truncate(3 * PAGE).unwrap();
+    let all = read_all(&s, 0, 3 * PAGE_SIZE);
+    assert!(all[..PAGE_SIZE + 10].iter().all(|&b| b == 6));
+    assert!(all[PAGE_SIZE + 10..].iter().all(|&b| b == 0));
+    assert_eq!(s.backing().used_blocks(), 2);
+}
+
+#[test]
+fn a_full_device_changes_nothing() {
+    let s = space(4 * PAGE); // four blocks
+    s.write(0, &[1; 3 * PAGE_SIZE]).unwrap();
+    let before = read_all(&s, 0, 3 * PAGE_SIZE);
+    // Needs two new blocks (pages 3 and 4); one is free.
+    assert_eq!(
+        kind(s.write(2 * PAGE, &[2; 3 * PAGE_SIZE])),
+        ErrorKind::StorageFull
+    );
+    assert_eq!(s.len(), 3 * PAGE);
+    assert_eq!(read_all(&s, 0, 3 * PAGE_SIZE), before);
+    assert_eq!(s.backing().used_blocks(), 3);
+    // Overwriting needs no new block.
+    s.write(0, &[3; 3 * PAGE_SIZE]).unwrap();
+    s.write(3 * PAGE, &[4; 10]).unwrap();
+    assert_eq!(
+        kind(s.fault(5 * PAGE, Access::Write)),
+        ErrorKind::UnexpectedEof
+    );
+    s.truncate(6 * PAGE).unwrap();
+    assert_eq!(
+        kind(s.fault(5 * PAGE, Access::Write)),
+        ErrorKind::StorageFull
+    );
+    s.fault(5 * PAGE, Access::Read).unwrap(); // a read fault of a hole needs no block
+    assert_eq!(s.backing().used_blocks(), 4);
+}
+
+#[test]
+fn the_cache_stays_bounded_and_counts() {
+    let s: Space = AddressSpace::with_cache_pages(MemBacking::new(8 << 20), 32);
+    s.write(0, &vec![1u8; 1000 * PAGE_SIZE]).unwrap();
+    for i in 0..1000 {
+        assert_eq!(read_all(&s, i * PAGE, 1), vec![1]);
+    }
+    let st = s.stats();
+    assert!(s.cached_pages() <= 32, "{} cached", s.cached_pages());
+    assert_eq!(st.misses, 1000);
+    assert!(st.evictions >= 1000 - 32);
+    read_all(&s, 999 * PAGE, 1);
+    assert_eq!(s.stats().hits, 1);
+}
+
+#[test]
+fn remap_copies_replaces_and_keeps_holes() {
+    let a = space(1 << 20);
+    let b = space(1 << 20);
+    a.write(0, &[1; PAGE_SIZE]).unwrap();
+    a.write(2 * PAGE, &[3; PAGE_SIZE]).unwrap(); // page 1 is a hole
+    b.write(0, &[9; 4 * PAGE_SIZE]).unwrap();
+    let replaced = b.fault(2 * PAGE, Access::Read).unwrap();
+    assert_eq!(remap_range(&a, 0, &b, PAGE, 3 * PAGE).unwrap(), 3 * PAGE);
+    assert!(!replaced.is_mapped());
+    let all = read_all(&b, 0, 4 * PAGE_SIZE);
+    let page = |i: usize| &all[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+    assert!(page(0).iter().all(|&x| x == 9));
+    assert!(page(1).iter().all(|&x| x == 1));
+    assert!(page(2).iter().all(|&x| x == 0));
+    assert!(page(3).iter().all(|&x| x == 3));
+    assert_eq!(b.backing().used_blocks(), 3, "the hole was not kept");
+    // Extends the destination.
+    remap_range(&a, 0, &b, 10 * PAGE, PAGE).unwrap();
+    assert_eq!(b.len(), 11 * PAGE);
+}
+
+#[test]
+fn remap_refuses_bad_ranges() {
+    let a = space(1 << 20);
+    let b = space(1 << 20);
+    a.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
+    assert_eq!(
+        kind(remap_range(&a, 1, &b, 0, PAGE)),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(remap_range(&a, 0, &b, 0, 100)),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(remap_range(&a, PAGE, &b, 0, 2 * PAGE)),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(remap_range(&a, 0, &a, PAGE, 2 * PAGE)),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(remap_range(&a, 0, &b, u64::MAX - PAGE + 1, PAGE)),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(remap_range(&a, 0, &b, 0, 0).unwrap(), 0);
+    assert_eq!(b.len(), 0);
+}
+
+fn remap_within_one_space<L: InvalidateLock>() {
+    let s: Space<L> = AddressSpace::new(MemBacking::new(1 << 20));
+    s.write(0, &[7; PAGE_SIZE]).unwrap();
+    remap_range(&s, 0, &s, 4 * PAGE, PAGE).unwrap();
+    assert_eq!(read_all(&s, 4 * PAGE, 2), vec![7, 7]);
+}
+
+#[test]
+fn remap_within_one_space_does_not_deadlock_on_either_backend() {
+    remap_within_one_space::<RangeRwLock>();
+    remap_within_one_space::<WholeRwSem>();
+}
+
+#[test]
+fn remap_on_a_full_device_changes_nothing() {
+    let a = space(1 << 20);
+    let b = space(2 * PAGE);
+    a.write(0, &[1; 3 * PAGE_SIZE]).unwrap();
+    b.write(0, &[2; 10]).unwrap();
+    assert_eq!(
+        kind(remap_range(&a, 0, &b, 0, 3 * PAGE)),
+        ErrorKind::StorageFull
+    );
+    assert_eq!(read_all(&b, 0, 100), vec![2; 10]);
+    assert_eq!(b.len(), 10);
+}
+
+#[test]
+fn spaces_and_mappings_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<AddressSpace>();
+    send_sync::<AddressSpace<WholeRwSem, FileBacking>>();
+    send::<MappedPage>();
+}
+
+#[test]
+fn ids_are_unique_and_debug_is_informative() {
+    let (a, b) = (space(PAGE), space(PAGE));
+    assert_ne!(a.id(), b.id());
+    let shown = format!("{a:?}");
+    assert!(shown.starts_with("AddressSpace { id: "), "{shown}");
+    assert!(format!("{:?}", a.backing()).contains("capacity_blocks: 1"));
+}
+
+#[test]
+fn file_backing_persists_content_and_length() {
+    let dir = std::env::temp_dir().join(format!("rangelock-fb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data.bin");
+    {
+        let s: AddressSpace<RangeRwLock, FileBacking> =
+            AddressSpace::new(FileBacking::create(&path).unwrap());
+        s.write(0, &[1; 3 * PAGE_SIZE]).unwrap();
+        s.punch_hole(PAGE, PAGE).unwrap();
+        s.write(10 * PAGE, b"end").unwrap();
+        let page = s.fault(0, Access::Write).unwrap();
+        page.write(0, b"mapped").unwrap();
+        s.sync().unwrap();
+    }
+    let s: AddressSpace<RangeRwLock, FileBacking> =
+        AddressSpace::new(FileBacking::open(&path).unwrap());
+    assert_eq!(s.len(), 10 * PAGE + 3);
+    assert_eq!(read_all(&s, 0, 7), b"mapped\x01");
+    assert_eq!(read_all(&s, PAGE, PAGE_SIZE), vec![0; PAGE_SIZE]);
+    assert_eq!(read_all(&s, 2 * PAGE, 2), vec![1, 1]);
+    assert_eq!(read_all(&s, 10 * PAGE, 10), b"end");
+    let mut stored = Vec::new();
+    s.backing().stored_pages(0, 20, &mut stored).unwrap();
+    assert!(
+        !stored.contains(&1) && !stored.contains(&5),
+        "holes are stored: {stored:?}"
+    );
+    assert!(stored.contains(&0) && stored.contains(&10));
+    s.truncate(5).unwrap();
+    s.sync().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
