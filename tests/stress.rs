@@ -1,6 +1,9 @@
 //! Many threads, random ranges, modes and timeouts; shadow counters check mutual exclusion.
 //! Bounded in operations and in time, so it stays quick on a loaded two-core machine.
 
+mod common;
+
+use common::Rng;
 use rangelock::RangeRwLock;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
@@ -45,17 +48,6 @@ impl Shadow {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn random_ranges_modes_and_timeouts_keep_mutual_exclusion() {
     let default_hook = std::panic::take_hook();
@@ -73,7 +65,7 @@ fn random_ranges_modes_and_timeouts_keep_mutual_exclusion() {
             let (lock, shadow) = (&lock, &shadow);
             let (granted, timed_out, panicked) = (&granted, &timed_out, &panicked);
             s.spawn(move || {
-                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (t + 1));
+                let mut rng = Rng::new(common::seed_from_env("STRESS_SEED", 1) * 1000 + t);
                 for op in 0..OPS_PER_THREAD {
                     if began.elapsed() > TIME_LIMIT {
                         break;
