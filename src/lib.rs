@@ -30,6 +30,9 @@
 //!   [`downgrade`](RangeWriteGuard::downgrade) to a read guard without unlocking.
 //! - [`SliceRwLock`]: a boxed slice whose sub-slices are locked by index range and handed out as
 //!   `&[T]` / `&mut [T]`.
+//! - [`mm::AddressSpace`]: a page cache whose fault, read, write, punch-hole and truncate lock
+//!   only their pages: Linux's `invalidate_lock` problem solved per range, with the
+//!   whole-mapping rwsem as a second backend chosen at compile time (feature `whole-rwsem`).
 //!
 //! Ranges are any [`RangeBounds<u64>`](core::ops::RangeBounds): `a..b`, `a..=b`, `a..`, `..b`,
 //! `..` (the full range `[0, u64::MAX]`). An empty range (`a..a`) is granted at once and

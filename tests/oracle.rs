@@ -28,8 +28,9 @@ fn content(page: u64, version: u64) -> Vec<u8> {
     word.iter().copied().cycle().take(PAGE_SIZE).collect()
 }
 
-/// What a reader saw that it must not have.
+/// What a reader saw that it must not have (the fields are read through `Debug`).
 #[derive(Debug)]
+#[allow(dead_code)]
 enum Violation {
     OtherPage { page: u64, saw: u64 },
     Stale { page: u64, saw: u64, committed: u64 },

@@ -381,3 +381,48 @@ fn file_backing_persists_content_and_length() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 5);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_default_lock_follows_the_whole_rwsem_feature() {
+    let name = std::any::type_name::<DefaultLock>();
+    let want = if cfg!(feature = "whole-rwsem") {
+        "WholeRwSem"
+    } else {
+        "RangeRwLock"
+    };
+    assert!(name.ends_with(want), "{name}");
+}
+
+#[test]
+fn operations_on_other_pages_do_not_wait_for_a_locked_range() {
+    let s: Space<RangeRwLock> = AddressSpace::new(MemBacking::new(1 << 20));
+    s.write(0, &[1; 10 * PAGE_SIZE]).unwrap();
+    // What a punch of page 0 holds while it frees blocks.
+    let held = s.lock_exclusive(0..=0);
+    assert_eq!(read_all(&s, 5 * PAGE, 3), vec![1; 3]);
+    s.fault(5 * PAGE, Access::Write).unwrap();
+    s.write(6 * PAGE, &[2; 10]).unwrap();
+    s.punch_hole(7 * PAGE, PAGE).unwrap();
+    assert!(s.lock.try_lock_shared(0..=0).is_none());
+    assert_eq!(s.stats().lock_waits, 0);
+    drop(held);
+}
+
+#[test]
+fn a_fill_waits_for_an_invalidation_of_its_page_and_counts_the_wait() {
+    let s: Space<RangeRwLock> = AddressSpace::new(MemBacking::new(1 << 20));
+    s.write(0, &[1; PAGE_SIZE]).unwrap();
+    s.drop_caches();
+    let held = s.lock_exclusive(0..=0);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_all(&s, 0, 4));
+        while s.lock.waiting() == 0 {
+            std::thread::yield_now();
+        }
+        // The punch finishes while the fault waits: it must then see zeros.
+        s.drop_range(0, PAGE, &held).unwrap();
+        drop(held);
+        assert_eq!(reader.join().unwrap(), vec![0; 4]);
+    });
+    assert_eq!(s.stats().lock_waits, 1);
+}
