@@ -5,14 +5,21 @@
 //! that count is zero. When a request leaves (released, or given up after a timeout), it
 //! decrements the count of every later conflicting request that overlaps it, and wakes those
 //! that reach zero.
+//!
+//! A request that finds the lock idle (no other request at all) takes it without the tree:
+//! it claims the `fast` word, publishes its range beside it, and releases with one
+//! compare-exchange. The first request to arrive while it holds the lock moves it into the
+//! tree, as a granted node that arrived first, and from then on everything goes through the
+//! tree until it is empty again.
 
 use core::fmt;
+use core::ops::{Deref, DerefMut};
 use core::ops::{RangeBounds, RangeInclusive};
 use core::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::range::Span;
-use crate::sync::{Mutex, Parker, Waiter};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, Parker, Waiter};
 use crate::tree::{IntervalTree, NodeId};
 
 /// Shared (read) or exclusive (write).
@@ -28,6 +35,24 @@ impl Mode {
         self == Mode::Write || other == Mode::Write
     }
 }
+
+// The `fast` word: a tag in the low three bits, a claim generation above them.
+const TAG: u64 = 0b111;
+/// No request at all: the next one may take the lock alone, without the tree.
+const EMPTY: u64 = 0;
+/// A request has claimed the lock alone and is publishing its range in `fast_start/last`.
+const CLAIMED: u64 = 1;
+/// One request holds the lock alone, shared, over the published range.
+const HELD_READ: u64 = 2;
+/// One request holds the lock alone, exclusive, over the published range.
+const HELD_WRITE: u64 = 3;
+/// Requests queue in the tree, under the internal mutex.
+const TREE: u64 = 4;
+/// As `TREE`, and the request that held the lock alone now is node `State::moved`.
+const MOVED: u64 = 5;
+/// Every claim adds one generation, so a mover that read the range of an earlier claim fails
+/// its compare-exchange instead of moving the wrong range.
+const GENERATION: u64 = TAG + 1;
 
 /// The address of a queued request's [`Waiter`], on the waiting thread's stack.
 struct WaiterRef(NonNull<Waiter>);
@@ -53,6 +78,9 @@ pub(crate) struct State {
     next_seq: u64,
     /// Requests with `blocking > 0`.
     waiting: usize,
+    /// The node of the request that held the lock alone, once a later request moved it into
+    /// the tree and until it leaves.
+    moved: Option<NodeId>,
 }
 
 /// What a queued request was told.
@@ -68,6 +96,7 @@ impl State {
             tree: IntervalTree::new(),
             next_seq: 0,
             waiting: 0,
+            moved: None,
         }
     }
 
@@ -260,6 +289,11 @@ impl Wait {
 /// assert!(!lock.is_locked(..));
 /// ```
 pub struct RangeRwLock {
+    /// The fast-path word (`EMPTY`, `CLAIMED`, `HELD_*`, `TREE`, `MOVED` and a generation).
+    fast: AtomicU64,
+    /// The range of the request that holds the lock alone, valid while `fast` is `HELD_*`.
+    fast_start: AtomicU64,
+    fast_last: AtomicU64,
     state: Mutex<State>,
     parker: Parker,
 }
@@ -274,6 +308,9 @@ impl RangeRwLock {
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         RangeRwLock {
+            fast: AtomicU64::new(EMPTY),
+            fast_start: AtomicU64::new(0),
+            fast_last: AtomicU64::new(0),
             state: Mutex::new(State::new()),
             parker: Parker::new(),
         }
@@ -283,6 +320,9 @@ impl RangeRwLock {
     #[cfg(loom)]
     pub fn new() -> Self {
         RangeRwLock {
+            fast: AtomicU64::new(EMPTY),
+            fast_start: AtomicU64::new(0),
+            fast_last: AtomicU64::new(0),
             state: Mutex::new(State::new()),
             parker: Parker::new(),
         }
@@ -461,7 +501,7 @@ impl RangeRwLock {
     pub fn is_locked(&self, range: impl RangeBounds<u64>) -> bool {
         match Span::new(&range) {
             Span::Empty { .. } => false,
-            Span::Range { start, last } => self.state.lock().is_locked(start, last),
+            Span::Range { start, last } => self.lock_tree().is_locked(start, last),
         }
     }
 
@@ -469,7 +509,7 @@ impl RangeRwLock {
     /// models, stale as soon as it returns; not part of the stable API.
     #[doc(hidden)]
     pub fn waiting(&self) -> usize {
-        self.state.lock().waiting
+        self.lock_tree().waiting
     }
 
     /// The parking key: the address of the internal state, unique among live locks.
@@ -477,18 +517,163 @@ impl RangeRwLock {
         &self.state as *const Mutex<State> as usize
     }
 
+    /// Takes the lock alone if no request at all is present: the uncontended fast path.
+    fn try_alone(&self, start: u64, last: u64, mode: Mode) -> bool {
+        let word = self.fast.load(Ordering::Relaxed);
+        if word & TAG != EMPTY {
+            return false;
+        }
+        let claimed = (word & !TAG).wrapping_add(GENERATION) | CLAIMED;
+        // Acquire: the previous holder's release (fast or through the tree) happens before.
+        if self
+            .fast
+            .compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.fast_start.store(start, Ordering::Relaxed);
+        self.fast_last.store(last, Ordering::Relaxed);
+        let held = match mode {
+            Mode::Read => HELD_READ,
+            Mode::Write => HELD_WRITE,
+        };
+        // Release: a mover that sees `held` sees the range stored above.
+        self.fast.store(claimed & !TAG | held, Ordering::Release);
+        true
+    }
+
+    /// Locks the internal mutex with the tree in charge: a request that holds the lock alone
+    /// is moved into the tree first (waiting out a claim still publishing its range).
+    fn lock_tree(&self) -> Tree<'_> {
+        let mut state = self.state.lock();
+        let mut spins = 0;
+        loop {
+            let word = self.fast.load(Ordering::Acquire);
+            let generation = word & !TAG;
+            match word & TAG {
+                EMPTY => {
+                    let tree = generation | TREE;
+                    if self
+                        .fast
+                        .compare_exchange(word, tree, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                }
+                CLAIMED => crate::sync::spin_wait(&mut spins),
+                tag @ (HELD_READ | HELD_WRITE) => {
+                    let start = self.fast_start.load(Ordering::Relaxed);
+                    let last = self.fast_last.load(Ordering::Relaxed);
+                    // Fails if the holder left (or another claim replaced it) meanwhile.
+                    let moved = generation | MOVED;
+                    if self
+                        .fast
+                        .compare_exchange(word, moved, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        let mode = if tag == HELD_WRITE {
+                            Mode::Write
+                        } else {
+                            Mode::Read
+                        };
+                        let queued = state
+                            .enqueue(start, last, mode, None, false)
+                            .expect("a waiting request is always queued");
+                        debug_assert!(queued.granted, "the lone holder met a conflict");
+                        state.moved = Some(queued.id);
+                        break;
+                    }
+                }
+                _ => break, // TREE or MOVED
+            }
+        }
+        Tree { lock: self, state }
+    }
+
+    /// Releases a request that took the lock alone.
+    fn leave_alone(&self) {
+        let word = self.fast.load(Ordering::Relaxed);
+        if matches!(word & TAG, HELD_READ | HELD_WRITE)
+            && self
+                .fast
+                .compare_exchange(
+                    word,
+                    word & !TAG | EMPTY,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return;
+        }
+        // A later request moved this one into the tree.
+        let woke = {
+            let mut tree = self.state.lock();
+            let id = tree.moved.take().expect("a moved request");
+            let word = self.fast.load(Ordering::Relaxed);
+            debug_assert_eq!(word & TAG, MOVED);
+            // Only changed under the mutex now; `Tree::drop` turns it `EMPTY` if that was all.
+            self.fast.store(word & !TAG | TREE, Ordering::Relaxed);
+            let mut tree = Tree {
+                lock: self,
+                state: tree,
+            };
+            tree.leave(id)
+        };
+        if woke {
+            self.parker.wake(self.key());
+        }
+    }
+
+    /// Downgrades a write request that took the lock alone.
+    fn downgrade_alone(&self) {
+        let word = self.fast.load(Ordering::Relaxed);
+        if word & TAG == HELD_WRITE
+            && self
+                .fast
+                .compare_exchange(
+                    word,
+                    word & !TAG | HELD_READ,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return;
+        }
+        let woke = {
+            let mut tree = self.lock_tree();
+            let id = tree.moved.expect("a moved request");
+            tree.downgrade(id)
+        };
+        if woke {
+            self.parker.wake(self.key());
+        }
+    }
+
     #[track_caller]
     fn acquire(&self, range: &impl RangeBounds<u64>, mode: Mode, wait: Wait) -> Option<Hold> {
         let span = Span::new(range);
         let Span::Range { start, last } = span else {
-            return Some(Hold { span, id: None });
+            return Some(Hold {
+                span,
+                node: Node::Empty,
+            });
         };
+        if self.try_alone(start, last, mode) {
+            return Some(Hold {
+                span,
+                node: Node::Alone,
+            });
+        }
         let deadline = match wait {
             Wait::Never => {
-                let queued = self.state.lock().enqueue(start, last, mode, None, true)?;
+                let queued = self.lock_tree().enqueue(start, last, mode, None, true)?;
                 return Some(Hold {
                     span,
-                    id: Some(queued.id),
+                    node: Node::Tree(queued.id),
                 });
             }
             Wait::Forever => None,
@@ -496,13 +681,12 @@ impl RangeRwLock {
         };
         let waiter = Waiter::new();
         let queued = self
-            .state
-            .lock()
+            .lock_tree()
             .enqueue(start, last, mode, Some(&waiter), false)
             .expect("a waiting request is always queued");
         let hold = Hold {
             span,
-            id: Some(queued.id),
+            node: Node::Tree(queued.id),
         };
         if queued.granted {
             return Some(hold);
@@ -518,7 +702,7 @@ impl RangeRwLock {
             return Some(hold);
         }
         // Timed out; the grant may still have raced in, which the mutex settles.
-        if self.state.lock().is_granted(queued.id) {
+        if self.lock_tree().is_granted(queued.id) {
             core::mem::forget(pending);
             return Some(hold);
         }
@@ -526,11 +710,52 @@ impl RangeRwLock {
         None
     }
 
+    /// Releases whatever `node` holds.
+    fn release(&self, node: Node) {
+        match node {
+            Node::Empty => {}
+            Node::Alone => self.leave_alone(),
+            Node::Tree(id) => self.leave(id),
+        }
+    }
+
     /// Removes request `id` and wakes whoever it was the last blocker of.
     fn leave(&self, id: NodeId) {
-        let woke = self.state.lock().leave(id);
+        let woke = self.lock_tree().leave(id);
         if woke {
             self.parker.wake(self.key());
+        }
+    }
+}
+
+/// The internal state, locked, with the tree in charge of the lock. When it is dropped with
+/// no request left, the lock goes back to `EMPTY`, where the fast path works again.
+struct Tree<'a> {
+    lock: &'a RangeRwLock,
+    state: MutexGuard<'a, State>,
+}
+
+impl Deref for Tree<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Tree<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Tree<'_> {
+    fn drop(&mut self) {
+        if self.state.tree.len() == 0 {
+            let word = self.lock.fast.load(Ordering::Relaxed);
+            debug_assert_eq!(word & TAG, TREE, "an empty tree outside tree mode");
+            // Release: the next fast claim sees everything done under the mutex.
+            self.lock.fast.store(word & !TAG | EMPTY, Ordering::Release);
         }
     }
 }
@@ -543,7 +768,7 @@ impl Default for RangeRwLock {
 
 impl fmt::Debug for RangeRwLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock();
+        let state = self.lock_tree();
         f.debug_struct("RangeRwLock")
             .field("requests", &state.tree.len())
             .field("waiting", &state.waiting)
@@ -564,11 +789,22 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// What a guard holds: its range, and its node unless the range is empty.
+/// Where a guard's request lives.
+#[derive(Clone, Copy, Debug)]
+enum Node {
+    /// Nowhere: the range is empty.
+    Empty,
+    /// In the `fast` word (or, if moved since, in `State::moved`).
+    Alone,
+    /// In the tree.
+    Tree(NodeId),
+}
+
+/// What a guard holds: its range and where its request lives.
 #[derive(Debug)]
 struct Hold {
     span: Span,
-    id: Option<NodeId>,
+    node: Node,
 }
 
 /// Shared access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
@@ -617,12 +853,16 @@ impl<'a> RangeWriteGuard<'a> {
         let lock = this.lock;
         let hold = Hold {
             span: this.hold.span,
-            id: this.hold.id,
+            node: this.hold.node,
         };
-        if let Some(id) = hold.id {
-            let woke = lock.state.lock().downgrade(id);
-            if woke {
-                lock.parker.wake(lock.key());
+        match hold.node {
+            Node::Empty => {}
+            Node::Alone => lock.downgrade_alone(),
+            Node::Tree(id) => {
+                let woke = lock.lock_tree().downgrade(id);
+                if woke {
+                    lock.parker.wake(lock.key());
+                }
             }
         }
         RangeReadGuard { lock, hold }
@@ -631,17 +871,13 @@ impl<'a> RangeWriteGuard<'a> {
 
 impl Drop for RangeReadGuard<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.hold.id {
-            self.lock.leave(id);
-        }
+        self.lock.release(self.hold.node);
     }
 }
 
 impl Drop for RangeWriteGuard<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.hold.id {
-            self.lock.leave(id);
-        }
+        self.lock.release(self.hold.node);
     }
 }
 

@@ -95,6 +95,25 @@ impl<T> RwLock<T> {
     }
 }
 
+/// One step of waiting for another thread to finish a few instructions: spin briefly, then
+/// yield the CPU (under loom, always yield, so the model lets the other thread run).
+pub(crate) fn spin_wait(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if *spins < 100 {
+            *spins += 1;
+            core::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// The grant flag of one waiting request. It lives on the waiting thread's stack for as long
 /// as the request is queued and not granted.
 pub(crate) struct Waiter {

@@ -224,3 +224,35 @@ fn downgrade_lets_a_queued_reader_in() {
         drop(r);
     });
 }
+
+/// A request that took the idle lock alone is moved into the tree by a conflicting one while
+/// it releases and takes the lock alone again (over another range): the mover must move the
+/// request that holds the lock, with its range, and exclusion must hold throughout.
+#[test]
+fn a_lone_holder_racing_the_request_that_moves_it() {
+    model(|| {
+        let lock = Arc::new(RangeRwLock::new());
+        let low = Shared::new();
+        let high = Shared::new();
+        let other = {
+            let (lock, high) = (lock.clone(), high.clone());
+            thread::spawn(move || {
+                let _w = lock.write(10..20);
+                high.bump();
+            })
+        };
+        {
+            let _w = lock.write(0..5);
+            low.bump();
+        }
+        {
+            let _w = lock.write(15..16);
+            high.bump();
+        }
+        other.join().unwrap();
+        assert_eq!(low.get() + high.get(), 3);
+        // Idle again: the tree emptied and handed the lock back to the fast path.
+        assert!(!lock.is_locked(..));
+        assert!(lock.try_write(..).is_some());
+    });
+}
