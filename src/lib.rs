@@ -101,8 +101,9 @@
 //!
 //! # Safety and correctness
 //!
-//! `unsafe` is confined to three places: publishing a waiter's stack flag to the thread that
-//! grants it, the parking hand-off, and `SliceRwLock`'s guards. The interval tree uses indices
+//! `unsafe` is confined to four places: publishing a waiter's stack flag to the thread that
+//! grants it, the parking hand-off, `SliceRwLock`'s guards, and the `fallocate`/`lseek` calls of
+//! `mm::FileBacking`. The interval tree uses indices
 //! into a slab and no `unsafe`. The concurrency is model-checked with loom (`loom-tests/`, under
 //! `--cfg loom` the crate's `sync` module swaps in loom's primitives), the unit tests run under
 //! miri, and the accounting is tested against a model of which requests may be granted

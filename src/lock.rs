@@ -57,7 +57,7 @@ const GENERATION: u64 = TAG + 1;
 /// The address of a queued request's [`Waiter`], on the waiting thread's stack.
 struct WaiterRef(NonNull<Waiter>);
 
-// SAFETY: the pointer is only dereferenced under the lock's internal mutex (`State::grant`),
+// SAFETY: the pointer is only dereferenced under the lock's internal mutex (`State::unblock`),
 // from whichever thread holds it; the pointee is an atomic flag.
 unsafe impl Send for WaiterRef {}
 

@@ -51,50 +51,6 @@ impl<T> Mutex<T> {
     }
 }
 
-/// A reader/writer lock whose methods ignore poisoning (it guards `()` in `WholeRwSem`).
-#[derive(Debug, Default)]
-pub(crate) struct RwLock<T>(RwInner<T>);
-
-#[cfg(not(loom))]
-type RwInner<T> = std::sync::RwLock<T>;
-#[cfg(loom)]
-type RwInner<T> = loom::sync::RwLock<T>;
-
-#[cfg(loom)]
-pub(crate) use loom::sync::{RwLockReadGuard, RwLockWriteGuard};
-#[cfg(not(loom))]
-pub(crate) use std::sync::{RwLockReadGuard, RwLockWriteGuard};
-
-impl<T> RwLock<T> {
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        match self.0.try_read() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
-
-    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        match self.0.try_write() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
-}
-
 /// One step of waiting for another thread to finish a few instructions: spin briefly, then
 /// yield the CPU (under loom, always yield, so the model lets the other thread run).
 pub(crate) fn spin_wait(spins: &mut u32) {
@@ -151,8 +107,10 @@ impl Parker {
     /// Blocks until `waiter` is granted (true) or `deadline` passes (false: the caller then
     /// settles the request under the lock's mutex, where a late grant is still seen).
     ///
-    /// `key` is the address of the lock's internal state: unique among live locks, and used by
-    /// no other primitive.
+    /// `key` is the address of the lock's internal state: unique among live locks. No other
+    /// primitive of this crate parks on it; code elsewhere that called `parking_lot_core::park`
+    /// on the address of a struct holding a `RangeRwLock` at offset 0 would break this (as it
+    /// breaks `park`'s own contract: park only on addresses you control).
     pub(crate) fn wait(&self, key: usize, waiter: &Waiter, deadline: Option<Instant>) -> bool {
         use parking_lot_core::{park, ParkResult, ParkToken};
         loop {

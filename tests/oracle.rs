@@ -180,6 +180,18 @@ fn the_whole_rwsem_never_serves_stale_data() {
 }
 
 #[test]
+fn the_std_rwlock_never_serves_stale_data() {
+    let (violations, checked) = run::<std::sync::RwLock<()>>(Duration::from_secs(1), false);
+    assert!(checked > 100, "the workload barely ran: {checked}");
+    assert!(
+        violations.is_empty(),
+        "{} violations, first: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(5)]
+    );
+}
+
+#[test]
 fn judge_flags_each_kind_of_bad_page() {
     assert!(judge(3, &content(3, 5), 5).is_none());
     assert!(judge(3, &content(3, 6), 5).is_none());

@@ -50,26 +50,63 @@ impl InvalidateLock for RangeRwLock {
     }
 }
 
-/// One reader/writer lock for the whole mapping, whatever the range: what Linux's
-/// `invalidate_lock` is today. The baseline that [`RangeRwLock`] is measured against.
+/// One reader/writer semaphore for the whole mapping, whatever the range: what Linux's
+/// `invalidate_lock` is today, and the baseline that [`RangeRwLock`] is measured against.
+///
+/// Like the kernel's rw_semaphore it is fair: a waiting writer (a punch) stops new readers (the
+/// faults) from overtaking it, so invalidations are not starved. It is the same FIFO lock as
+/// the range backend, always taken over the whole range, so that a comparison of the two
+/// measures the granularity and nothing else. (`std::sync::RwLock<()>` is also a backend, for
+/// comparison with a lock that lets readers keep a writer waiting.)
 #[derive(Debug, Default)]
-pub struct WholeRwSem(crate::sync::RwLock<()>);
+pub struct WholeRwSem(RangeRwLock);
 
 impl InvalidateLock for WholeRwSem {
-    type Shared<'a> = crate::sync::RwLockReadGuard<'a, ()>;
-    type Exclusive<'a> = crate::sync::RwLockWriteGuard<'a, ()>;
+    type Shared<'a> = RangeReadGuard<'a>;
+    type Exclusive<'a> = RangeWriteGuard<'a>;
+
+    fn lock_shared(&self, _pages: RangeInclusive<u64>) -> RangeReadGuard<'_> {
+        self.0.read(..)
+    }
+    fn lock_exclusive(&self, _pages: RangeInclusive<u64>) -> RangeWriteGuard<'_> {
+        self.0.write(..)
+    }
+    fn try_lock_shared(&self, _pages: RangeInclusive<u64>) -> Option<RangeReadGuard<'_>> {
+        self.0.try_read(..)
+    }
+    fn try_lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Option<RangeWriteGuard<'_>> {
+        self.0.try_write(..)
+    }
+}
+
+/// The standard library's reader/writer lock over the whole mapping. Its readers can keep a
+/// waiting writer out for long (under a steady stream of faults, punches starve), which is why
+/// [`WholeRwSem`] is the baseline; it is here to be measured against.
+impl InvalidateLock for std::sync::RwLock<()> {
+    type Shared<'a> = std::sync::RwLockReadGuard<'a, ()>;
+    type Exclusive<'a> = std::sync::RwLockWriteGuard<'a, ()>;
 
     fn lock_shared(&self, _pages: RangeInclusive<u64>) -> Self::Shared<'_> {
-        self.0.read()
+        self.read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Self::Exclusive<'_> {
-        self.0.write()
+        self.write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn try_lock_shared(&self, _pages: RangeInclusive<u64>) -> Option<Self::Shared<'_>> {
-        self.0.try_read()
+        match self.try_read() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
     fn try_lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Option<Self::Exclusive<'_>> {
-        self.0.try_write()
+        match self.try_write() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 }
 

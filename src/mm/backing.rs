@@ -38,6 +38,9 @@ pub trait Backing: Send + Sync {
     /// Appends to `out` the pages in `first..=last` that have storage, in order.
     fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()>;
 
+    /// Shortens the store to `len` bytes (after everything past it was punched).
+    fn truncate(&self, len: u64) -> io::Result<()>;
+
     /// Records the length, and makes content and length durable where the store can.
     fn sync(&self, len: u64) -> io::Result<()>;
 }
@@ -234,6 +237,10 @@ impl Backing for MemBacking {
         Ok(())
     }
 
+    fn truncate(&self, _len: u64) -> io::Result<()> {
+        Ok(()) // the punch before it freed every block past `len`
+    }
+
     fn sync(&self, _len: u64) -> io::Result<()> {
         Ok(())
     }
@@ -368,18 +375,32 @@ impl Backing for FileBacking {
 
     fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
         #[cfg(target_os = "linux")]
-        for page in pages {
-            let r = fallocate(
-                &self.file,
-                libc::FALLOC_FL_KEEP_SIZE,
-                page * PAGE_SIZE as u64,
-                PAGE_SIZE as u64,
-            );
-            match r {
-                Ok(()) => {}
-                // A filesystem without fallocate cannot reserve: writes will allocate.
-                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
-                Err(e) => return Err(e),
+        {
+            let pages: Vec<u64> = pages.collect();
+            let (Some(&first), Some(&last)) = (pages.first(), pages.last()) else {
+                return Ok(());
+            };
+            let mut stored = Vec::new();
+            self.stored_pages(first, last, &mut stored)?;
+            let holes: Vec<u64> = pages
+                .into_iter()
+                .filter(|p| stored.binary_search(p).is_err())
+                .collect();
+            let page = PAGE_SIZE as u64;
+            for (i, &p) in holes.iter().enumerate() {
+                match fallocate(&self.file, libc::FALLOC_FL_KEEP_SIZE, p * page, page) {
+                    Ok(()) => {}
+                    // A filesystem without fallocate cannot reserve: writes will allocate.
+                    Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
+                    Err(e) => {
+                        // All or nothing: give back what this call reserved.
+                        for &q in &holes[..i] {
+                            let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+                            let _ = fallocate(&self.file, mode, q * page, page);
+                        }
+                        return Err(e);
+                    }
+                }
             }
         }
         #[cfg(not(target_os = "linux"))]
@@ -451,6 +472,13 @@ impl Backing for FileBacking {
             out.extend(first..=last);
             Ok(())
         }
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() > len {
+            self.file.set_len(len)?;
+        }
+        Ok(())
     }
 
     fn sync(&self, len: u64) -> io::Result<()> {

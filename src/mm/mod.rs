@@ -246,7 +246,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         self.id
     }
 
-    /// The backing store.
+    /// The backing store, for inspection (such as [`MemBacking::used_blocks`]). Calling its
+    /// writing methods directly bypasses the cache and the invalidate lock.
     pub fn backing(&self) -> &B {
         &self.backing
     }
@@ -366,8 +367,15 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             let n = (PAGE - at % PAGE).min(end - at) as usize;
             let src = &data[(at - offset) as usize..][..n];
             if let Err(e) = self.write_page(index, in_page, src, &held) {
-                // Keep what was written inside the file, so bytes past the end stay zero.
-                self.len.fetch_max(at, Ordering::AcqRel);
+                // The pages before this one were written: keep them inside the file. Of this
+                // one, nothing may stay past the end (best effort: the store just failed).
+                let len = self.len();
+                if at + n as u64 > len {
+                    let _ = self.backing.punch(at.max(len), at + n as u64);
+                }
+                if at > offset {
+                    self.len.fetch_max(at, Ordering::AcqRel);
+                }
                 return Err(e);
             }
             at += n as u64;
@@ -432,7 +440,9 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         let end = end_of(offset, len)?;
         let held = self.lock_exclusive(pages_of(offset, end));
         self.write_back_edges(offset, end, &held)?;
-        self.drop_range(offset, end, &held)
+        self.free_blocks(offset, end, &held)?;
+        self.drop_cached(offset, end, &held);
+        Ok(())
     }
 
     /// Sets the length. Shrinking drops the pages wholly past the new end (unmapping them),
@@ -449,10 +459,12 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             }
             if new_len < old {
                 self.write_back_edges(new_len, u64::MAX, &held)?;
+                self.free_blocks(new_len, u64::MAX, &held)?;
+                self.backing.truncate(new_len)?;
                 // Before the last page is zeroed: a write through a mapping checks the length
                 // under the page's mutex, so none lands past the new end after the zeroing.
                 self.len.store(new_len, Ordering::Release);
-                self.drop_range(new_len, u64::MAX, &held)?;
+                self.drop_cached(new_len, u64::MAX, &held);
             } else {
                 self.len.store(new_len, Ordering::Release);
             }
@@ -483,10 +495,20 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         Ok(())
     }
 
-    /// Drops the bytes `[start, end)` from the cache and the backing store: drops the pages
-    /// wholly inside (unmapping them), zeroes the partial ones in place, frees the blocks. The
-    /// exclusive lock over those pages is the caller's proof.
-    fn drop_range<G>(&self, start: u64, end: u64, held: &Exclusive<G>) -> io::Result<()> {
+    /// Frees the storage of bytes `[start, end)` in the backing store: whole pages lose their
+    /// blocks, partial ones are zeroed. First of the steps of an invalidation, so that if it
+    /// fails the cache still shows what the store holds.
+    fn free_blocks<G>(&self, start: u64, end: u64, held: &Exclusive<G>) -> io::Result<()> {
+        let pages = pages_of(start, end);
+        held.0.check(self.id, *pages.start());
+        held.0.check(self.id, *pages.end());
+        self.backing.punch(start, end)
+    }
+
+    /// Drops the bytes `[start, end)` from the cache: drops the pages wholly inside (unmapping
+    /// them) and zeroes the partial ones in place. The exclusive lock over those pages is the
+    /// caller's proof; no fill can bring old data back while it is held.
+    fn drop_cached<G>(&self, start: u64, end: u64, held: &Exclusive<G>) {
         let pages = pages_of(start, end);
         held.0.check(self.id, *pages.start());
         held.0.check(self.id, *pages.end());
@@ -506,7 +528,6 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 page.state().data[from as usize..to as usize].fill(0);
             }
         }
-        self.backing.punch(start, end)
     }
 
     /// Writes `page` back if it is dirty and still cached.
@@ -528,7 +549,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     }
 
     /// Writes every dirty page back and asks the backing store to make content and length
-    /// durable. Locks each dirty page shared while it is written.
+    /// durable. Locks each dirty page shared while it is written, and the end of the file
+    /// shared while the length is recorded, so no write or truncate changes it meanwhile.
     pub fn sync(&self) -> io::Result<()> {
         for page in self.cache.range(0, LAST_PAGE) {
             if page.state().dirty {
@@ -536,7 +558,14 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 self.write_back(&page, &held)?;
             }
         }
-        self.backing.sync(self.len())
+        loop {
+            let len = self.len();
+            let _held = self.lock_shared(len / PAGE..=LAST_PAGE);
+            // Growing since is covered by the lock (and now excluded); shrinking is not.
+            if self.len() >= len {
+                return self.backing.sync(self.len());
+            }
+        }
     }
 
     /// Evicts every clean page that no mapping holds; returns how many. Writes nothing back.
@@ -661,13 +690,24 @@ where
     data.sort_unstable();
     data.dedup();
     dst.backing.reserve(&mut data.iter().map(|&p| to_dst(p)))?;
-    // Nothing can fail for lack of space from here on.
+    // Nothing can fail for lack of space from here on. The replaced pages leave the cache
+    // first, so that whatever happens below, reads show what the store holds.
     let (dst_first, dst_last) = (to_dst(first), to_dst(last));
     let replaced = dst.cache.remove_range(dst_first, dst_last);
     for page in &replaced {
         page.state().invalidated = true;
     }
     bump(&dst.counters.invalidations, replaced.len() as u64);
+    for &p in &data {
+        let page = src.page(p, s)?;
+        let copy = page.state().data.clone();
+        d.0.check(dst.id, to_dst(p));
+        if let Err(e) = dst.backing.write_page(to_dst(p), 0, &copy[..]) {
+            // Keep every page written (this one perhaps in part) inside the file.
+            dst.len.fetch_max((to_dst(p) + 1) * PAGE, Ordering::AcqRel);
+            return Err(e);
+        }
+    }
     // Destination pages that the source has no data for become holes.
     let mut stored = Vec::new();
     dst.backing.stored_pages(dst_first, dst_last, &mut stored)?;
@@ -679,12 +719,6 @@ where
         }
     }
     dst.len.fetch_max(dst_off + len, Ordering::AcqRel);
-    for &p in &data {
-        let page = src.page(p, s)?;
-        let copy = page.state().data.clone();
-        d.0.check(dst.id, to_dst(p));
-        dst.backing.write_page(to_dst(p), 0, &copy[..])?;
-    }
     Ok(len)
 }
 
@@ -764,8 +798,9 @@ impl MappedPage {
         // Under the page's mutex, so a truncate (which stores the length before it zeroes or
         // unmaps this page) cannot slip in between the check and the copy.
         let len = self.len.load(Ordering::Acquire);
-        let end = self.offset() + (at + data.len()) as u64;
-        if end > len {
+        // In u128: on the last page of the space the end is 2^64.
+        let end = u128::from(self.offset()) + (at + data.len()) as u128;
+        if end > u128::from(len) {
             return Err(invalid(format!(
                 "write through a mapping up to {end}, past the end of the file ({len} bytes)"
             )));

@@ -1,0 +1,171 @@
+//! The address space when its backing store fails, and at the edges of the offset space.
+//! Each test pins a bug found in review: after an IO error the length, the cache and the
+//! store must still agree, and no byte past the end of the file may become non-zero.
+
+use rangelock::mm::{
+    remap_range, Access, AddressSpace, Backing, FileBacking, MemBacking, PAGE_SIZE,
+};
+use rangelock::RangeRwLock;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// A `MemBacking` whose writes or punches can be made to fail.
+struct Flaky {
+    inner: MemBacking,
+    fail_write: AtomicBool,
+    fail_punch: AtomicBool,
+}
+
+impl Flaky {
+    fn new() -> Self {
+        Flaky {
+            inner: MemBacking::new(1 << 30),
+            fail_write: AtomicBool::new(false),
+            fail_punch: AtomicBool::new(false),
+        }
+    }
+}
+
+fn eio() -> io::Error {
+    io::Error::other("injected EIO")
+}
+
+impl Backing for Flaky {
+    fn stored_len(&self) -> u64 {
+        self.inner.stored_len()
+    }
+    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
+        self.inner.read_page(index, buf)
+    }
+    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
+        if self.fail_write.load(SeqCst) {
+            return Err(eio());
+        }
+        self.inner.write_page(index, at, data)
+    }
+    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
+        self.inner.reserve(pages)
+    }
+    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
+        if self.fail_punch.load(SeqCst) {
+            return Err(eio());
+        }
+        self.inner.punch(start, end)
+    }
+    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
+        self.inner.stored_pages(first, last, out)
+    }
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn sync(&self, len: u64) -> io::Result<()> {
+        self.inner.sync(len)
+    }
+}
+
+fn read<B: Backing>(s: &AddressSpace<RangeRwLock, B>, offset: u64, n: usize) -> Vec<u8> {
+    let mut buf = vec![0xEE; n];
+    let got = s.read(offset, &mut buf).unwrap();
+    buf.truncate(got);
+    buf
+}
+
+#[test]
+fn a_write_that_wrote_nothing_does_not_change_the_length() {
+    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    s.backing().fail_write.store(true, SeqCst);
+    assert!(s.write(1 << 20, b"x").is_err());
+    assert_eq!(s.len(), 0);
+}
+
+#[test]
+fn a_failed_write_keeps_the_pages_it_wrote_inside_the_file() {
+    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    s.write(0, &[1; PAGE_SIZE]).unwrap();
+    s.read(0, &mut [0; 1]).unwrap(); // cached
+    s.backing().fail_write.store(true, SeqCst);
+    assert!(s.write(0, &[2; 2 * PAGE_SIZE]).is_err());
+    // Nothing was written: the cached copy must not claim otherwise.
+    assert_eq!(read(&s, 0, 4), vec![1; 4]);
+    assert_eq!(s.len(), PAGE);
+}
+
+#[test]
+fn a_failed_truncate_changes_nothing() {
+    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    s.write(0, &[9; 2 * PAGE_SIZE]).unwrap();
+    s.backing().fail_punch.store(true, SeqCst);
+    assert!(s.truncate(10).is_err());
+    assert_eq!(s.len(), 2 * PAGE);
+    assert_eq!(read(&s, 100, 8), vec![9; 8]);
+    s.backing().fail_punch.store(false, SeqCst);
+    s.truncate(10).unwrap();
+    s.truncate(2 * PAGE).unwrap();
+    assert_eq!(read(&s, 100, 8), vec![0; 8], "bytes past the end came back");
+}
+
+#[test]
+fn a_failed_punch_loses_no_mapped_write() {
+    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    s.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
+    let page = s.fault(0, Access::Write).unwrap();
+    page.write(0, &[7; 4]).unwrap();
+    s.backing().fail_punch.store(true, SeqCst);
+    assert!(s.punch_hole(0, PAGE).is_err());
+    assert!(page.is_mapped());
+    assert_eq!(read(&s, 0, 5), vec![7, 7, 7, 7, 1]);
+}
+
+#[test]
+fn a_failed_remap_leaves_the_destination_as_it_was() {
+    let a: AddressSpace<RangeRwLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+    a.write(0, &[5; 2 * PAGE_SIZE]).unwrap();
+    let b: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    b.write(0, &[3; PAGE_SIZE]).unwrap();
+    b.backing().fail_write.store(true, SeqCst);
+    assert!(remap_range(&a, 0, &b, 0, 2 * PAGE).is_err());
+    assert_eq!(b.len(), PAGE);
+    assert_eq!(read(&b, 0, 4), vec![3; 4]);
+}
+
+#[test]
+fn a_mapped_write_past_the_end_on_the_last_page_of_the_space_fails() {
+    let s: AddressSpace<RangeRwLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+    s.write(u64::MAX - 10, &[1; 5]).unwrap(); // the file ends at u64::MAX - 5
+    let m = s.fault(u64::MAX - 10, Access::Write).unwrap();
+    let err = m.write(PAGE_SIZE - 6, &[7; 6]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    m.write(PAGE_SIZE - 12, &[7; 6]).unwrap(); // up to the end: fine
+    s.truncate(u64::MAX).unwrap();
+    assert_eq!(read(&s, u64::MAX - 5, 5), vec![0; 5]);
+}
+
+#[test]
+fn sync_never_cuts_off_a_write_that_extends_the_file() {
+    let path = std::env::temp_dir().join(format!("rangelock-sync-race-{}", std::process::id()));
+    let s: AddressSpace<RangeRwLock, FileBacking> =
+        AddressSpace::with_cache_pages(FileBacking::create(&path).unwrap(), 16);
+    let n = 400u64;
+    let fill = |i: u64| [(i % 251 + 1) as u8; 16];
+    std::thread::scope(|scope| {
+        let s = &s;
+        scope.spawn(move || {
+            for i in 0..n {
+                s.write(i * PAGE, &fill(i)).unwrap();
+            }
+        });
+        scope.spawn(move || {
+            for _ in 0..n / 4 {
+                s.sync().unwrap();
+            }
+        });
+    });
+    s.drop_caches();
+    let lost = (0..n)
+        .filter(|&i| read(&s, i * PAGE, 16) != fill(i))
+        .count();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(lost, 0, "pages lost to a racing sync");
+}
