@@ -1,0 +1,388 @@
+//! Lock-level benchmarks: `RangeRwLock` against whole-range rwsems (`parking_lot::RwLock<()>`,
+//! `std::sync::RwLock<()>`), the `range-mutex` crate (exclusive only) and a naive range lock
+//! (a `Mutex<BTreeMap>` of held ranges plus a `Condvar`, defined below).
+//!
+//! Groups (cited in the README):
+//!
+//! - `uncontended/write`, `uncontended/read`: lock + unlock of `0..4096` on an empty lock, one
+//!   thread.
+//! - `held_100/{write,read}`, `held_10000/{write,read}`: the same with 100 resp. 10,000
+//!   disjoint 4 KiB ranges held elsewhere for the whole measurement; the locked range overlaps
+//!   none of them.
+//! - `disjoint_2threads`: two threads, each write-locking its own 4 KiB range with ~1 µs of
+//!   work inside; the rwsems lock everything.
+//! - `hot_2threads`, `hot_8threads`: every thread write-locks `0..4096` with a tiny critical
+//!   section.
+//!
+//! Multi-threaded groups use `iter_custom`: each sample spawns its threads, which line up on
+//! a barrier and each run `iters` lock/unlock pairs; the sample's time is the wall time from
+//! the first thread leaving the barrier to the last thread finishing. Throughput is one element
+//! per lock/unlock pair, so `elem/s` is total acquisitions per second across all threads.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::ops::Range;
+use std::sync::{Barrier, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use range_mutex::RangeMutex;
+use rangelock::RangeRwLock;
+
+const PAGE: u64 = 4096;
+
+// ---------------------------------------------------------------------------------------------
+// The naive range lock: every held range in a BTreeMap keyed by start, one Condvar for all.
+
+/// A straightforward range lock: held ranges in a `BTreeMap` (keyed by start and a unique id,
+/// so that overlapping readers can share a start), one `Condvar`. A request waits while any
+/// overlapping conflicting range is held (readers share); a release notifies everyone. Finding
+/// conflicts scans every held range that starts before the request ends (there is no
+/// max-end augmentation), and there is no fairness: waiters race on every release. A release
+/// skips the `notify_all` when nobody waits (std's `notify_all` is a syscall even then, which
+/// would make this baseline look worse than a sensible naive lock is).
+struct NaiveRangeLock {
+    state: Mutex<NaiveState>,
+    released: Condvar,
+}
+
+struct NaiveState {
+    /// (start, id) -> (end, write)
+    held: BTreeMap<(u64, u64), (u64, bool)>,
+    next_id: u64,
+    /// Threads in `released.wait`.
+    waiters: usize,
+}
+
+struct NaiveGuard<'a> {
+    lock: &'a NaiveRangeLock,
+    key: (u64, u64),
+}
+
+impl NaiveRangeLock {
+    fn new() -> Self {
+        NaiveRangeLock {
+            state: Mutex::new(NaiveState {
+                held: BTreeMap::new(),
+                next_id: 0,
+                waiters: 0,
+            }),
+            released: Condvar::new(),
+        }
+    }
+
+    fn lock(&self, range: Range<u64>, write: bool) -> NaiveGuard<'_> {
+        let mut state = self.state.lock().unwrap();
+        loop {
+            let conflict = state
+                .held
+                .range(..(range.end, 0))
+                .any(|(&(_, _), &(end, w))| end > range.start && (write || w));
+            if !conflict {
+                break;
+            }
+            state.waiters += 1;
+            state = self.released.wait(state).unwrap();
+            state.waiters -= 1;
+        }
+        let key = (range.start, state.next_id);
+        state.next_id += 1;
+        state.held.insert(key, (range.end, write));
+        NaiveGuard { lock: self, key }
+    }
+
+    fn write(&self, range: Range<u64>) -> NaiveGuard<'_> {
+        self.lock(range, true)
+    }
+
+    fn read(&self, range: Range<u64>) -> NaiveGuard<'_> {
+        self.lock(range, false)
+    }
+}
+
+impl Drop for NaiveGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.lock.state.lock().unwrap();
+        state.held.remove(&self.key);
+        let waiters = state.waiters > 0;
+        drop(state);
+        if waiters {
+            self.lock.released.notify_all();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// Spins `n` rounds of a loop the optimiser cannot remove.
+fn spin(n: u64) {
+    let mut x = 0u64;
+    for i in 0..n {
+        x = black_box(x.wrapping_add(i));
+    }
+    black_box(x);
+}
+
+/// Rounds of [`spin`] that take about 1 µs, measured once.
+fn spins_per_us() -> u64 {
+    static ROUNDS: OnceLock<u64> = OnceLock::new();
+    *ROUNDS.get_or_init(|| {
+        let n = 2_000_000u64;
+        spin(n); // warm up
+        let best = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                spin(n);
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        let rounds = (n as u128 * 1000 / best.as_nanos().max(1)) as u64;
+        println!("calibration: {rounds} spin rounds ~ 1 us");
+        rounds.max(1)
+    })
+}
+
+/// Rounds of [`spin`] in a "tiny" critical section.
+const TINY_WORK: u64 = 16;
+
+/// Runs `op(thread_index)` `iters` times on each of `threads` threads started together;
+/// returns the wall time from the first thread leaving the start barrier to the last thread
+/// finishing.
+fn run_threads(threads: usize, iters: u64, op: &(dyn Fn(usize) + Sync)) -> Duration {
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        op(t);
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let start = spans.iter().map(|s| s.0).min().unwrap();
+    let end = spans.iter().map(|s| s.1).max().unwrap();
+    end - start
+}
+
+/// One threaded benchmark: `threads` threads each running `op` per iteration.
+fn bench_threads(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    threads: usize,
+    op: impl Fn(usize) + Sync,
+) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| run_threads(threads, iters, &op))
+    });
+}
+
+fn page_at(start: u64) -> Range<u64> {
+    start..start + PAGE
+}
+
+fn usize_range(r: Range<u64>) -> Range<usize> {
+    r.start as usize..r.end as usize
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Uncontended.
+
+fn uncontended(c: &mut Criterion) {
+    let range = page_at(0);
+    {
+        let mut g = c.benchmark_group("uncontended/write");
+        g.throughput(Throughput::Elements(1));
+        let lock = RangeRwLock::new();
+        g.bench_function("rangelock", |b| {
+            b.iter(|| drop(black_box(lock.write(black_box(range.clone())))))
+        });
+        let lock = parking_lot::RwLock::new(());
+        g.bench_function("parking_lot", |b| b.iter(|| drop(black_box(lock.write()))));
+        let lock = std::sync::RwLock::new(());
+        g.bench_function("std", |b| b.iter(|| drop(black_box(lock.write().unwrap()))));
+        let lock = RangeMutex::new(vec![0u8; PAGE as usize]);
+        g.bench_function("range_mutex", |b| {
+            b.iter(|| drop(black_box(lock.lock(black_box(usize_range(range.clone()))))))
+        });
+        let lock = NaiveRangeLock::new();
+        g.bench_function("naive", |b| {
+            b.iter(|| drop(black_box(lock.write(black_box(range.clone())))))
+        });
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("uncontended/read");
+        g.throughput(Throughput::Elements(1));
+        let lock = RangeRwLock::new();
+        g.bench_function("rangelock", |b| {
+            b.iter(|| drop(black_box(lock.read(black_box(range.clone())))))
+        });
+        let lock = parking_lot::RwLock::new(());
+        g.bench_function("parking_lot", |b| b.iter(|| drop(black_box(lock.read()))));
+        let lock = std::sync::RwLock::new(());
+        g.bench_function("std", |b| b.iter(|| drop(black_box(lock.read().unwrap()))));
+        let lock = NaiveRangeLock::new();
+        g.bench_function("naive", |b| {
+            b.iter(|| drop(black_box(lock.read(black_box(range.clone())))))
+        });
+        g.finish();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Many ranges already held.
+
+/// The `i`th held range: 4 KiB every 8 KiB.
+fn held_range(i: u64) -> Range<u64> {
+    page_at(i * 2 * PAGE)
+}
+
+/// A 4 KiB range in the gap after the middle held range: overlaps none of the `n`.
+fn probe_range(n: u64) -> Range<u64> {
+    page_at((n / 2) * 2 * PAGE + PAGE)
+}
+
+fn held(c: &mut Criterion) {
+    for n in [100u64, 10_000] {
+        let probe = probe_range(n);
+        let rangelock = RangeRwLock::new();
+        let rl_held: Vec<_> = (0..n).map(|i| rangelock.read(held_range(i))).collect();
+        let naive = NaiveRangeLock::new();
+        let naive_held: Vec<_> = (0..n).map(|i| naive.read(held_range(i))).collect();
+        // range-mutex is exclusive only: its held ranges are locked exclusive, which is the
+        // same thing for disjoint ranges. The Vec is calloc'd, so its pages are never touched.
+        let rm = RangeMutex::new(vec![0u8; (2 * n * PAGE) as usize]);
+        let rm_held: Vec<_> = (0..n)
+            .map(|i| rm.lock(usize_range(held_range(i))))
+            .collect();
+
+        let mut g = c.benchmark_group(format!("held_{n}/write"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("rangelock", |b| {
+            b.iter(|| drop(black_box(rangelock.write(black_box(probe.clone())))))
+        });
+        g.bench_function("range_mutex", |b| {
+            b.iter(|| drop(black_box(rm.lock(black_box(usize_range(probe.clone()))))))
+        });
+        g.bench_function("naive", |b| {
+            b.iter(|| drop(black_box(naive.write(black_box(probe.clone())))))
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("held_{n}/read"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("rangelock", |b| {
+            b.iter(|| drop(black_box(rangelock.read(black_box(probe.clone())))))
+        });
+        g.bench_function("naive", |b| {
+            b.iter(|| drop(black_box(naive.read(black_box(probe.clone())))))
+        });
+        g.finish();
+
+        drop((rl_held, naive_held, rm_held));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Two threads, disjoint ranges, ~1 µs of work under the lock.
+
+fn disjoint_2threads(c: &mut Criterion) {
+    const THREADS: usize = 2;
+    let work = spins_per_us();
+    let ranges = [page_at(0), page_at(1 << 20)];
+    let mut g = c.benchmark_group("disjoint_2threads");
+    g.throughput(Throughput::Elements(THREADS as u64));
+
+    let lock = RangeRwLock::new();
+    bench_threads(&mut g, "rangelock", THREADS, |t| {
+        let _g = lock.write(ranges[t].clone());
+        spin(work);
+    });
+    let lock = RangeMutex::new(vec![0u8; ((1 << 20) + PAGE) as usize]);
+    bench_threads(&mut g, "range_mutex", THREADS, |t| {
+        let _g = lock.lock(usize_range(ranges[t].clone()));
+        spin(work);
+    });
+    let lock = NaiveRangeLock::new();
+    bench_threads(&mut g, "naive", THREADS, |t| {
+        let _g = lock.write(ranges[t].clone());
+        spin(work);
+    });
+    let lock = parking_lot::RwLock::new(());
+    bench_threads(&mut g, "parking_lot", THREADS, |_| {
+        let _g = lock.write();
+        spin(work);
+    });
+    let lock = std::sync::RwLock::new(());
+    bench_threads(&mut g, "std", THREADS, |_| {
+        let _g = lock.write().unwrap();
+        spin(work);
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Everyone on one hot range, tiny critical section.
+
+fn hot(c: &mut Criterion) {
+    for threads in [2usize, 8] {
+        let range = page_at(0);
+        let mut g = c.benchmark_group(format!("hot_{threads}threads"));
+        g.throughput(Throughput::Elements(threads as u64));
+
+        let lock = RangeRwLock::new();
+        bench_threads(&mut g, "rangelock", threads, |_| {
+            let _g = lock.write(range.clone());
+            spin(TINY_WORK);
+        });
+        let lock = RangeMutex::new(vec![0u8; PAGE as usize]);
+        bench_threads(&mut g, "range_mutex", threads, |_| {
+            let _g = lock.lock(usize_range(range.clone()));
+            spin(TINY_WORK);
+        });
+        let lock = NaiveRangeLock::new();
+        bench_threads(&mut g, "naive", threads, |_| {
+            let _g = lock.write(range.clone());
+            spin(TINY_WORK);
+        });
+        let lock = parking_lot::RwLock::new(());
+        bench_threads(&mut g, "parking_lot", threads, |_| {
+            let _g = lock.write();
+            spin(TINY_WORK);
+        });
+        let lock = std::sync::RwLock::new(());
+        bench_threads(&mut g, "std", threads, |_| {
+            let _g = lock.write().unwrap();
+            spin(TINY_WORK);
+        });
+        g.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        // Plotting costs seconds per benchmark on a small machine; pass
+        // `-- --plotting-backend plotters` to get the HTML report's plots back.
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = uncontended, held, disjoint_2threads, hot
+}
+criterion_main!(benches);
