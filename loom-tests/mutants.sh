@@ -68,7 +68,7 @@ mutant claim-without-generation src/lock.rs \
   's/\(word & !TAG\).wrapping_add\(GENERATION\) \| CLAIMED/(word \& !TAG) | CLAIMED/' \
   a_lone_holder_racing_the_request_that_moves_it
 mutant lone-release-ignores-move src/lock.rs \
-  's/(\/\/ A later request moved this one into the tree.\n)/$1        if true { return; }\n/' \
+  's/(fn leave_moved\(&self\) \{\n)/$1        if true { return; }\n/' \
   a_lone_holder_racing_the_request_that_moves_it
 mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \

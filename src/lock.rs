@@ -518,6 +518,7 @@ impl RangeRwLock {
     }
 
     /// Takes the lock alone if no request at all is present: the uncontended fast path.
+    #[inline]
     fn try_alone(&self, start: u64, last: u64, mode: Mode) -> bool {
         let word = self.fast.load(Ordering::Relaxed);
         if word & TAG != EMPTY {
@@ -593,6 +594,7 @@ impl RangeRwLock {
     }
 
     /// Releases a request that took the lock alone.
+    #[inline]
     fn leave_alone(&self) {
         let word = self.fast.load(Ordering::Relaxed);
         if matches!(word & TAG, HELD_READ | HELD_WRITE)
@@ -608,7 +610,12 @@ impl RangeRwLock {
         {
             return;
         }
-        // A later request moved this one into the tree.
+        self.leave_moved();
+    }
+
+    /// Releases a request that took the lock alone, which a later request moved into the tree.
+    #[cold]
+    fn leave_moved(&self) {
         let woke = {
             let mut tree = self.state.lock();
             let id = tree.moved.take().expect("a moved request");
@@ -711,6 +718,7 @@ impl RangeRwLock {
     }
 
     /// Releases whatever `node` holds.
+    #[inline]
     fn release(&self, node: Node) {
         match node {
             Node::Empty => {}

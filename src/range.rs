@@ -23,6 +23,7 @@ impl Span {
     /// If the range starts after it ends (`10..5`), with a message naming both bounds, as slice
     /// indexing does.
     #[track_caller]
+    #[inline]
     pub(crate) fn new(range: &impl RangeBounds<u64>) -> Span {
         let (start, end) = half_open(range);
         if start > end {

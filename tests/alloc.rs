@@ -98,10 +98,15 @@ fn contended_acquire_release_and_wake_allocate_nothing_after_warm_up() {
                     let range = (i + t) % 8..(i + t) % 8 + 4;
                     if i % 3 == 0 {
                         let _r = lock.read(range);
-                    } else if lock.try_write(range.clone()).is_none() {
-                        contended.fetch_add(1, SeqCst);
-                        let _w = lock.write(range);
-                        std::hint::spin_loop();
+                    } else {
+                        let _w = lock.try_write(range.clone()).unwrap_or_else(|| {
+                            contended.fetch_add(1, SeqCst);
+                            lock.write(range)
+                        });
+                        if i % 8 == 0 {
+                            // Hold it across a yield, so that others queue and park behind it.
+                            std::thread::yield_now();
+                        }
                     }
                 };
                 for i in 0..2_000 {
