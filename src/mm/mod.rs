@@ -693,11 +693,7 @@ where
     // Nothing can fail for lack of space from here on. The replaced pages leave the cache
     // first, so that whatever happens below, reads show what the store holds.
     let (dst_first, dst_last) = (to_dst(first), to_dst(last));
-    let replaced = dst.cache.remove_range(dst_first, dst_last);
-    for page in &replaced {
-        page.state().invalidated = true;
-    }
-    bump(&dst.counters.invalidations, replaced.len() as u64);
+    dst.drop_cached(dst_off, dst_off + len, d);
     for &p in &data {
         let page = src.page(p, s)?;
         let copy = page.state().data.clone();
