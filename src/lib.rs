@@ -86,18 +86,26 @@
 //! | poisoning | yes | no: a panicking holder releases its range |
 //! | timeouts | no | `try_*_for`, `try_*_until` |
 //! | downgrade | no | [`RangeWriteGuard::downgrade`] |
-//! | uncontended cost | one atomic | a short critical section and a tree insert |
+//! | uncontended cost | one atomic each way | one compare-exchange each way when the lock is idle |
+//! | cost with other requests present | one atomic | a short critical section and a tree insert |
 //!
 //! Like `RwLock`, it is not reentrant: a thread that requests a range conflicting with one it
 //! holds deadlocks.
 //!
 //! # Performance
 //!
-//! Every request takes the internal mutex twice (to queue, to leave), for O(log n + k) work on
-//! n queued requests and k overlapping ones. Waiting threads sleep outside it and are woken
-//! after it is released. On a single hot range, strict FIFO hands the lock to a sleeping thread
-//! at every release, so it trades throughput for bounded waits there; on disjoint ranges it
-//! scales with the work done under the lock.
+//! A request that finds the lock idle takes it with one compare-exchange on a word and
+//! publishes its range beside it; release is another compare-exchange (measured at about 1.8x
+//! the cost of `parking_lot::RwLock`'s write lock and unlock). When other requests are present,
+//! every request takes the internal mutex twice (to queue, to leave) for O(log n + k) work on n
+//! queued requests and k overlapping ones; the first of them moves the idle-path holder into
+//! the tree. Waiting threads sleep outside the mutex and are woken after it is released.
+//!
+//! Disjoint ranges scale with the work done under the lock; the shared internal mutex is the
+//! cost of that (two threads with ~1 us of work each reach about 1.7x one rwsem). On a single
+//! hot range, strict FIFO hands the lock to a sleeping thread at every release, so it is far
+//! slower there than a barging lock (about 125k acquisitions/s against several million), and in
+//! exchange no wait is unbounded. The README has the measured tables.
 //!
 //! # Safety and correctness
 //!
