@@ -99,7 +99,8 @@
 //! the cost of `parking_lot::RwLock`'s write lock and unlock). When other requests are present,
 //! every request takes the internal mutex twice (to queue, to leave) for O(log n + k) work on n
 //! queued requests and k overlapping ones; the first of them moves the idle-path holder into
-//! the tree. Waiting threads sleep outside the mutex and are woken after it is released.
+//! the tree. A waiting thread watches its grant flag briefly (spinning, then yielding) before
+//! it parks; it is woken after the mutex is released.
 //!
 //! Disjoint ranges scale with the work done under the lock; the shared internal mutex is the
 //! cost of that (two threads with ~1 us of work each reach about 1.7x one rwsem). On a single

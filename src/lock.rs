@@ -252,8 +252,11 @@ impl Wait {
 ///
 /// Every request, granted or waiting, is a node of an interval tree behind a small internal
 /// mutex that is held only to count or un-count conflicts (O(log n + k) for n queued requests
-/// and k overlapping ones), never while a thread sleeps. Waiting threads park through
-/// `parking_lot_core` and are woken after the internal mutex is dropped. Acquiring and releasing
+/// and k overlapping ones), never while a thread sleeps. A waiting thread first watches for its
+/// grant briefly (spinning, then yielding), since a hand-off often comes within microseconds,
+/// then parks through `parking_lot_core`; it is woken after the internal mutex is dropped.
+/// Either way it is granted in FIFO order: spinning changes who is awake, not who is next.
+/// Acquiring and releasing
 /// do not allocate once the tree's slab has grown to the largest number of requests ever
 /// queued at once.
 ///

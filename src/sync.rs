@@ -94,6 +94,10 @@ impl Waiter {
     }
 }
 
+/// Looks at the grant flag this many times (spinning, then yielding) before parking.
+#[cfg(not(loom))]
+const SPINS: u32 = 100;
+
 /// Parks and wakes the threads waiting on one lock.
 #[cfg(not(loom))]
 pub(crate) struct Parker;
@@ -113,6 +117,18 @@ impl Parker {
     /// breaks `park`'s own contract: park only on addresses you control).
     pub(crate) fn wait(&self, key: usize, waiter: &Waiter, deadline: Option<Instant>) -> bool {
         use parking_lot_core::{park, ParkResult, ParkToken};
+        // A grant often comes within a few hundred nanoseconds: look for it briefly before
+        // paying for a sleep and a wake-up.
+        for i in 0..SPINS {
+            if waiter.is_granted() {
+                return true;
+            }
+            if i < SPINS / 2 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
         loop {
             if waiter.is_granted() {
                 return true;
