@@ -445,7 +445,7 @@ fn table(rows: &[Row]) -> String {
 }
 
 fn svg(rows: &[Row]) -> String {
-    let (width, bar, gap) = (640.0, 26.0, 18.0);
+    let (width, bar, gap) = (700.0, 26.0, 18.0);
     let height = 60.0 + rows.len() as f64 * (3.0 * bar + gap + 24.0);
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">
