@@ -71,11 +71,16 @@ fn main() {
         .map_or(1.0, |s| s.parse().expect("SECONDS is a number"));
     let time = Duration::from_secs_f64(secs);
     let range = RangeRwLock::new();
+    let barging = RangeRwLock::barging(Duration::from_millis(1));
     let mutex = RangeMutex::new(vec![0u8; 8192]);
     let rw = parking_lot::RwLock::new(());
-    let runs: [(&str, &(dyn Fn() + Sync)); 3] = [
+    let runs: [(&str, &(dyn Fn() + Sync)); 4] = [
         ("rangelock (FIFO)", &|| {
             let _g = range.write(0..4096);
+            critical_section();
+        }),
+        ("rangelock barging", &|| {
+            let _g = barging.write(0..4096);
             critical_section();
         }),
         ("range-mutex", &|| {

@@ -62,7 +62,7 @@ mutant timeout-keeps-its-count src/lock.rs \
   's/(if gone.blocking > 0 \{\n\s*self.waiting -= 1;)/$1 return false;/' \
   a_timeout_racing_a_release_strands_nobody
 mutant downgrade-wakes-nobody src/lock.rs \
-  's/self.unblock\(start, last, \|r\| r.seq > seq && r.mode == Mode::Read\)/{ let _ = seq; false }/' \
+  's/self.unblock\(start, last, \|r\| r.prio > prio && r.mode == Mode::Read\)/{ let _ = prio; false }/' \
   downgrade_lets_a_queued_reader_in
 mutant claim-without-generation src/lock.rs \
   's/\(word & !TAG\).wrapping_add\(GENERATION\) \| CLAIMED/(word \& !TAG) | CLAIMED/' \
@@ -70,6 +70,12 @@ mutant claim-without-generation src/lock.rs \
 mutant lone-release-ignores-move src/lock.rs \
   's/(fn leave_moved\(&self\) \{\n)/$1        if true { return; }\n/' \
   a_lone_holder_racing_the_request_that_moves_it
+mutant claim-although-passed src/lock.rs \
+  's/(let request = self.tree.get_mut\(id\);\n\s*)if request.blocking == 0 \{/$1if true {/' \
+  barging_passes_a_woken_waiter_without_losing_it
+mutant pass-without-counting src/lock.rs \
+  's/(if mode.conflicts\(r.mode\)) \{\n(\s*)r.blocking \+= 1;/$1 \&\& r.blocking > 0 {\n$2r.blocking += 1;/' \
+  barging_passes_a_woken_waiter_without_losing_it
 mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \
   a_fault_racing_a_punch_never_sees_a_reused_block_with_the_range_lock mm

@@ -61,15 +61,32 @@ struct WaiterRef(NonNull<Waiter>);
 // from whichever thread holds it; the pointee is an atomic flag.
 unsafe impl Send for WaiterRef {}
 
-/// One request in the tree: granted when `blocking` is zero.
+/// One request in the tree.
 struct Request {
-    /// Arrival order; also the tree's tie-break between equal starts.
-    seq: u64,
+    /// Queue position: a request counts the conflicting requests of lower `prio`. Arrivals get
+    /// their arrival number (also the tree's tie-break between equal starts) shifted by 64; a request that barges in takes the position just ahead of the requests it
+    /// passes (see `State::enqueue`).
+    prio: u128,
     mode: Mode,
-    /// Conflicting overlapping requests that arrived earlier and have not left.
+    /// Conflicting overlapping requests ahead of it (lower `prio`) that have not left.
     blocking: usize,
-    /// The waiting thread's flag, while the request waits; `None` once granted.
+    /// Its thread holds the lock. Under strict FIFO that is the moment `blocking` reaches
+    /// zero; when barging is allowed, the woken thread claims it under the mutex, and until
+    /// then a running thread may pass it.
+    claimed: bool,
+    /// The waiting thread's flag, while the request waits; `None` once claimed.
     waiter: Option<WaiterRef>,
+    /// When it began to wait, if barging is allowed: no request passes it after the hand-off
+    /// deadline.
+    since: Option<Instant>,
+}
+
+/// Barging (opt-in): a request may pass waiting requests that nobody holds yet, if none of
+/// them has waited longer than `handoff`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Barging {
+    pub(crate) now: Instant,
+    pub(crate) handoff: Duration,
 }
 
 /// The state behind the internal mutex: every request, granted or waiting, in one tree.
@@ -101,7 +118,9 @@ impl State {
     }
 
     /// Queues a request for `[start, last]`. With `try_only`, a request that would have to wait
-    /// is not queued (`None`). `waiter` is kept only if the request waits.
+    /// is not queued (`None`). `waiter` is kept only if the request waits. With `barging`, a
+    /// request whose every conflict is a waiting request (none claimed, none older than the
+    /// hand-off deadline) passes them all and is granted at once.
     fn enqueue(
         &mut self,
         start: u64,
@@ -109,8 +128,11 @@ impl State {
         mode: Mode,
         waiter: Option<&Waiter>,
         try_only: bool,
+        barging: Option<Barging>,
     ) -> Option<Queued> {
-        let blocking = if try_only {
+        let seq = self.next_seq;
+        let mut prio = u128::from(seq) << 64;
+        let blocking = if try_only && barging.is_none() {
             let conflict = self
                 .tree
                 .any_overlap(start, last, |r: &Request| mode.conflicts(r.mode));
@@ -119,13 +141,37 @@ impl State {
             }
             0
         } else {
+            let (mut passable, mut ahead) = (barging.is_some(), u128::MAX);
             let mut blocking = 0;
             self.tree.for_each_overlap(start, last, |r| {
                 blocking += usize::from(mode.conflicts(r.mode));
+                if mode.conflicts(r.mode) {
+                    ahead = ahead.min(r.prio);
+                    passable &= !r.claimed
+                        && barging.is_some_and(|b| {
+                            r.since
+                                .is_some_and(|t| b.now.saturating_duration_since(t) < b.handoff)
+                        });
+                }
             });
-            blocking
+            if blocking > 0 && passable {
+                // Take the place just ahead of the oldest request passed: each of them now
+                // counts this one, and this one counts nobody.
+                prio = ahead - 1;
+                let waiting = &mut self.waiting;
+                self.tree.for_each_overlap(start, last, |r| {
+                    if mode.conflicts(r.mode) {
+                        r.blocking += 1;
+                        *waiting += usize::from(r.blocking == 1);
+                    }
+                });
+                0
+            } else if blocking > 0 && try_only {
+                return None;
+            } else {
+                blocking
+            }
         };
-        let seq = self.next_seq;
         self.next_seq += 1;
         let waiter = if blocking > 0 {
             self.waiting += 1;
@@ -134,10 +180,12 @@ impl State {
             None
         };
         let request = Request {
-            seq,
+            prio,
             mode,
             blocking,
+            claimed: blocking == 0,
             waiter,
+            since: barging.filter(|_| blocking > 0).map(|b| b.now),
         };
         let id = self.tree.insert(start, last, seq, request);
         Some(Queued {
@@ -146,9 +194,23 @@ impl State {
         })
     }
 
+    /// Claims request `id` for its woken thread if nothing is ahead of it any more; otherwise
+    /// (a barging request passed it) clears its flag so that it can wait again.
+    fn claim(&mut self, id: NodeId, waiter: &Waiter) -> bool {
+        let request = self.tree.get_mut(id);
+        if request.blocking == 0 {
+            request.claimed = true;
+            request.waiter = None;
+            true
+        } else {
+            waiter.reset();
+            false
+        }
+    }
+
     /// Whether request `id` has been granted.
     pub(crate) fn is_granted(&self, id: NodeId) -> bool {
-        self.tree.get(id).blocking == 0
+        self.tree.get(id).claimed
     }
 
     /// Removes request `id`, granted or not, and un-counts it from every later conflicting
@@ -159,7 +221,7 @@ impl State {
             self.waiting -= 1;
         }
         self.unblock(start, last, |r| {
-            r.seq > gone.seq && gone.mode.conflicts(r.mode)
+            r.prio > gone.prio && gone.mode.conflicts(r.mode)
         })
     }
 
@@ -169,12 +231,12 @@ impl State {
         let (start, last) = self.tree.span(id);
         let request = self.tree.get_mut(id);
         assert!(
-            request.mode == Mode::Write && request.blocking == 0,
+            request.mode == Mode::Write && request.claimed,
             "downgrade of a request that is not a granted writer"
         );
         request.mode = Mode::Read;
-        let seq = request.seq;
-        self.unblock(start, last, |r| r.seq > seq && r.mode == Mode::Read)
+        let prio = request.prio;
+        self.unblock(start, last, |r| r.prio > prio && r.mode == Mode::Read)
     }
 
     /// Decrements `blocking` of every request overlapping `[start, last]` that `counted`
@@ -192,11 +254,19 @@ impl State {
                 if r.blocking == 0 {
                     *waiting -= 1;
                     granted = true;
-                    if let Some(WaiterRef(waiter)) = r.waiter.take() {
+                    // Under strict FIFO the request is its thread's from now on; if barging is
+                    // allowed, the thread claims it when it runs (`claim`), unless it is passed.
+                    r.claimed = r.since.is_none();
+                    let waiter = if r.claimed {
+                        r.waiter.take()
+                    } else {
+                        r.waiter.as_ref().map(|w| WaiterRef(w.0))
+                    };
+                    if let Some(WaiterRef(waiter)) = waiter {
                         // SAFETY: a request's waiter is on the stack of the thread that queued
-                        // it, which stays in `RangeRwLock::acquire` until it either sees the
-                        // flag set or removes the request under this mutex, which we hold. The
-                        // request is still queued, so that thread has not left.
+                        // it, which stays in `RangeRwLock::acquire` until it either claims the
+                        // request or removes it, both under this mutex, which we hold. The
+                        // request is still queued and unclaimed, so that thread has not left.
                         unsafe { waiter.as_ref() }.grant();
                     }
                 }
@@ -207,7 +277,7 @@ impl State {
 
     /// Whether any granted request overlaps `[start, last]`.
     fn is_locked(&self, start: u64, last: u64) -> bool {
-        self.tree.any_overlap(start, last, |r| r.blocking == 0)
+        self.tree.any_overlap(start, last, |r| r.claimed)
     }
 }
 
@@ -299,6 +369,8 @@ pub struct RangeRwLock {
     fast_last: AtomicU64,
     state: Mutex<State>,
     parker: Parker,
+    /// `Some(deadline)`: barging is allowed, up to that hand-off deadline.
+    handoff: Option<Duration>,
 }
 
 impl RangeRwLock {
@@ -316,7 +388,37 @@ impl RangeRwLock {
             fast_last: AtomicU64::new(0),
             state: Mutex::new(State::new()),
             parker: Parker::new(),
+            handoff: None,
         }
+    }
+
+    /// Creates an unlocked range lock that lets a running thread take a range ahead of
+    /// requests that wait for it, as long as none of them has waited `handoff` or longer.
+    ///
+    /// This trades the strict FIFO order of [`new`](Self::new) for throughput on a hot range:
+    /// a thread that releases and re-requests a range need not wait for the next waiter to be
+    /// scheduled. No request ever passes one that holds the lock; a request that has waited
+    /// `handoff` is not passed any more, so its wait stays bounded by about `handoff` plus the
+    /// requests ahead of it. `handoff` of zero is strict FIFO.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = rangelock::RangeRwLock::barging(Duration::from_millis(1));
+    /// let _w = lock.write(0..4096);
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn barging(handoff: Duration) -> Self {
+        let mut lock = Self::new();
+        lock.handoff = Some(handoff);
+        lock
+    }
+
+    /// As the non-loom `barging` (loom build: not `const`).
+    #[cfg(loom)]
+    pub fn barging(handoff: Duration) -> Self {
+        let mut lock = Self::new();
+        lock.handoff = Some(handoff);
+        lock
     }
 
     /// Creates an unlocked range lock (loom build: not `const`).
@@ -328,6 +430,7 @@ impl RangeRwLock {
             fast_last: AtomicU64::new(0),
             state: Mutex::new(State::new()),
             parker: Parker::new(),
+            handoff: None,
         }
     }
 
@@ -583,7 +686,7 @@ impl RangeRwLock {
                             Mode::Read
                         };
                         let queued = state
-                            .enqueue(start, last, mode, None, false)
+                            .enqueue(start, last, mode, None, false, None)
                             .expect("a waiting request is always queued");
                         debug_assert!(queued.granted, "the lone holder met a conflict");
                         state.moved = Some(queued.id);
@@ -678,9 +781,15 @@ impl RangeRwLock {
                 node: Node::Alone,
             });
         }
+        let barging = self.handoff.map(|handoff| Barging {
+            now: Instant::now(),
+            handoff,
+        });
         let deadline = match wait {
             Wait::Never => {
-                let queued = self.lock_tree().enqueue(start, last, mode, None, true)?;
+                let queued = self
+                    .lock_tree()
+                    .enqueue(start, last, mode, None, true, barging)?;
                 return Some(Hold {
                     span,
                     node: Node::Tree(queued.id),
@@ -692,7 +801,7 @@ impl RangeRwLock {
         let waiter = Waiter::new();
         let queued = self
             .lock_tree()
-            .enqueue(start, last, mode, Some(&waiter), false)
+            .enqueue(start, last, mode, Some(&waiter), false, barging)
             .expect("a waiting request is always queued");
         let hold = Hold {
             span,
@@ -701,23 +810,33 @@ impl RangeRwLock {
         if queued.granted {
             return Some(hold);
         }
-        // From here until the request is granted or removed, the tree points at `waiter`.
+        // From here until the request is claimed or removed, the tree points at `waiter`.
         // `Pending` removes the request if we unwind, so that pointer never outlives this frame.
         let pending = Pending {
             lock: self,
             id: queued.id,
         };
-        if self.parker.wait(self.key(), &waiter, deadline) {
-            core::mem::forget(pending);
-            return Some(hold);
+        loop {
+            let woken = self.parker.wait(self.key(), &waiter, deadline);
+            if woken && barging.is_none() {
+                // Strict FIFO: the flag is set only once the request is ours.
+                core::mem::forget(pending);
+                return Some(hold);
+            }
+            // Barging (woken: nothing is ahead, unless a running thread passed us since) or
+            // a timeout (a grant may have raced in): the mutex settles which.
+            let mut tree = self.lock_tree();
+            if tree.is_granted(queued.id) || tree.claim(queued.id, &waiter) {
+                drop(tree);
+                core::mem::forget(pending);
+                return Some(hold);
+            }
+            if !woken {
+                drop(tree);
+                drop(pending);
+                return None;
+            }
         }
-        // Timed out; the grant may still have raced in, which the mutex settles.
-        if self.lock_tree().is_granted(queued.id) {
-            core::mem::forget(pending);
-            return Some(hold);
-        }
-        drop(pending);
-        None
     }
 
     /// Releases whatever `node` holds.

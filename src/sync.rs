@@ -92,6 +92,12 @@ impl Waiter {
     pub(crate) fn grant(&self) {
         self.granted.store(true, Ordering::Release);
     }
+
+    /// Clears the flag of a request that was passed before its thread could claim it. Called
+    /// under the lock's internal mutex, as `grant` is, so the two cannot cross.
+    pub(crate) fn reset(&self) {
+        self.granted.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Looks at the grant flag this many times (spinning, then yielding) before parking.

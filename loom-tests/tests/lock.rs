@@ -256,3 +256,32 @@ fn a_lone_holder_racing_the_request_that_moves_it() {
         assert!(lock.try_write(..).is_some());
     });
 }
+
+/// With barging allowed, a thread that releases and asks again may pass a woken waiter that
+/// has not claimed the range yet; the waiter must then wait again and still get it, and no two
+/// conflicting holders may overlap.
+#[test]
+fn barging_passes_a_woken_waiter_without_losing_it() {
+    model(|| {
+        let lock = Arc::new(RangeRwLock::barging(Duration::from_secs(3600)));
+        let data = Shared::new();
+        let first = lock.write(0..10);
+        let waiter = {
+            let (lock, data) = (lock.clone(), data.clone());
+            thread::spawn(move || {
+                let _w = lock.write(0..10);
+                data.bump();
+            })
+        };
+        until_waiting(&lock, 1);
+        drop(first);
+        {
+            // May pass the woken waiter, or queue behind it.
+            let _again = lock.write(5..15);
+            data.bump();
+        }
+        waiter.join().unwrap();
+        assert_eq!(data.get(), 2);
+        assert!(!lock.is_locked(..));
+    });
+}

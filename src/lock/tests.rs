@@ -68,7 +68,7 @@ fn granted_set_matches_the_fifo_model() {
                 let free = !live
                     .iter()
                     .any(|&(_, s, l, m)| s <= last && l >= start && mode.conflicts(m));
-                match state.enqueue(start, last, mode, None, try_only) {
+                match state.enqueue(start, last, mode, None, try_only, None) {
                     Some(q) => {
                         assert!(!try_only || free, "try succeeded past a conflict ({ctx})");
                         assert_eq!(q.granted, free, "({ctx})");
@@ -386,5 +386,147 @@ fn a_guard_may_be_released_on_another_thread() {
     thread::scope(|s| {
         s.spawn(move || drop(g));
     });
+    assert!(lock.try_write(0..10).is_some());
+}
+
+// ---- Barging, single-threaded, against its invariants ------------------------------------
+
+/// Checks the accounting: every request counts exactly the conflicting overlapping requests
+/// ahead of it (lower `prio`), the claimed ones are those counting nobody, and no two claimed
+/// requests conflict.
+fn check_barging_invariants(state: &State, live: &[(NodeId, u64, u64)], ctx: &str) {
+    let nodes: Vec<(u64, u64, &Request)> = live
+        .iter()
+        .map(|&(id, s, l)| (s, l, state.tree.get(id)))
+        .collect();
+    let mut waiting = 0;
+    for (i, &(s, l, r)) in nodes.iter().enumerate() {
+        let ahead = nodes
+            .iter()
+            .filter(|&&(s2, l2, r2)| {
+                s2 <= l && l2 >= s && r.mode.conflicts(r2.mode) && r2.prio < r.prio
+            })
+            .count();
+        assert_eq!(r.blocking, ahead, "request {i} counts wrongly ({ctx})");
+        assert!(
+            !r.claimed || r.blocking == 0,
+            "request {i} claimed while blocked ({ctx})"
+        );
+        waiting += usize::from(r.blocking > 0);
+        for &(s2, l2, r2) in &nodes[i + 1..] {
+            let clash = s2 <= l && l2 >= s && r.mode.conflicts(r2.mode);
+            assert!(
+                !(clash && r.claimed && r2.claimed),
+                "two conflicting holders ({ctx})"
+            );
+        }
+    }
+    assert_eq!(state.waiting, waiting, "waiting count ({ctx})");
+}
+
+/// Random requests (some barging, some past their hand-off deadline), releases, give-ups,
+/// claims of ready requests and downgrades keep the barging accounting exact.
+#[test]
+fn barging_keeps_the_counts_and_exclusion_exact() {
+    let steps = if cfg!(miri) { 150 } else { 1_500 };
+    let base = Instant::now();
+    let waiter = Waiter::new(); // the flag is only looked at, never waited on, here
+    for seed in 0..if cfg!(miri) { 2 } else { 12 } {
+        let mut rng = Rng::new(1000 + seed);
+        let mut state = State::new();
+        let mut live: Vec<(NodeId, u64, u64)> = Vec::new();
+        let space = 1 + rng.below(40);
+        let mut passed = 0;
+        for step in 0..steps {
+            let ctx = format!("seed {seed} step {step}");
+            let now = base + Duration::from_micros(step * 10);
+            let op = rng.below(10);
+            if op < 5 || live.is_empty() {
+                let start = rng.below(space);
+                let last = (start + rng.below(6)).min(space);
+                let mode = if rng.below(2) == 0 {
+                    Mode::Read
+                } else {
+                    Mode::Write
+                };
+                let handoff = Duration::from_micros(rng.below(200));
+                let barging = Some(Barging { now, handoff });
+                let conflicted = live.iter().any(|&(id, s, l)| {
+                    s <= last && l >= start && mode.conflicts(state.tree.get(id).mode)
+                });
+                if let Some(q) =
+                    state.enqueue(start, last, mode, Some(&waiter), rng.below(4) == 0, barging)
+                {
+                    passed += usize::from(q.granted && conflicted);
+                    live.push((q.id, start, last));
+                }
+            } else if op < 8 {
+                let i = rng.below(live.len() as u64) as usize;
+                let (id, ..) = live.remove(i);
+                state.leave(id);
+            } else if op < 9 {
+                // A woken thread claims its ready request.
+                if let Some(&(id, ..)) = live.iter().find(|&&(id, ..)| {
+                    !state.tree.get(id).claimed && state.tree.get(id).blocking == 0
+                }) {
+                    assert!(state.claim(id, &waiter), "({ctx})");
+                }
+            } else if let Some(&(id, ..)) = live.iter().find(|&&(id, ..)| {
+                state.tree.get(id).claimed && state.tree.get(id).mode == Mode::Write
+            }) {
+                state.downgrade(id);
+            }
+            check_barging_invariants(&state, &live, &ctx);
+        }
+        assert!(
+            passed > 0 || cfg!(miri),
+            "seed {seed}: no request ever barged"
+        );
+    }
+}
+
+#[test]
+fn a_waiter_past_its_handoff_deadline_is_not_passed() {
+    let mut state = State::new();
+    let waiter = Waiter::new();
+    let t0 = Instant::now();
+    let at = |us| {
+        Some(Barging {
+            now: t0 + Duration::from_micros(us),
+            handoff: Duration::from_micros(100),
+        })
+    };
+    let holder = state
+        .enqueue(0, 9, Mode::Write, None, false, at(0))
+        .unwrap();
+    let queued = state
+        .enqueue(0, 9, Mode::Write, Some(&waiter), false, at(0))
+        .unwrap();
+    assert!(!queued.granted);
+    state.leave(holder.id);
+    // Ready but not yet claimed: a running request may pass it within the deadline...
+    assert!(waiter.is_granted());
+    let passer = state
+        .enqueue(5, 5, Mode::Read, None, false, at(50))
+        .unwrap();
+    assert!(passer.granted && !state.claim(queued.id, &waiter) && !waiter.is_granted());
+    state.leave(passer.id);
+    // ...and not after it.
+    let late = state.enqueue(5, 5, Mode::Read, None, true, at(150));
+    assert!(
+        late.is_none(),
+        "passed a waiter after its hand-off deadline"
+    );
+    assert!(state.claim(queued.id, &waiter));
+    assert!(state.is_granted(queued.id));
+}
+
+#[test]
+fn barging_never_passes_a_holder() {
+    let lock = RangeRwLock::barging(Duration::from_secs(1));
+    let w = lock.write(0..10);
+    assert!(lock.try_read(5..6).is_none());
+    assert!(lock.try_write_for(0..1, Duration::from_millis(1)).is_none());
+    drop(w);
     assert!(lock.try_write(0..10).is_some());
 }
