@@ -12,7 +12,7 @@
 //! - `disjoint_2threads`: two threads, each write-locking its own 4 KiB range with ~1 µs of
 //!   work inside; the rwsems lock everything.
 //! - `hot_2threads`, `hot_8threads`: every thread write-locks `0..4096` with a tiny critical
-//!   section.
+//!   section; `rangelock_barging` is `RangeRwLock::barging(1 ms)`.
 //!
 //! Multi-threaded groups use `iter_custom`: each sample spawns its threads, which line up on
 //! a barrier and each run `iters` lock/unlock pairs; the sample's time is the wall time from
@@ -374,6 +374,11 @@ fn hot(c: &mut Criterion) {
 
         let lock = RangeRwLock::new();
         bench_threads(&mut g, "rangelock", threads, |_| {
+            let _g = lock.write(range.clone());
+            spin(TINY_WORK);
+        });
+        let lock = RangeRwLock::barging(Duration::from_millis(1));
+        bench_threads(&mut g, "rangelock_barging", threads, |_| {
             let _g = lock.write(range.clone());
             spin(TINY_WORK);
         });

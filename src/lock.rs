@@ -76,9 +76,9 @@ struct Request {
     claimed: bool,
     /// The waiting thread's flag, while the request waits; `None` once claimed.
     waiter: Option<WaiterRef>,
-    /// When it began to wait, if barging is allowed: no request passes it after the hand-off
-    /// deadline.
-    since: Option<Instant>,
+    /// If barging is allowed: until when other requests may pass it (it began to wait, plus
+    /// the hand-off deadline).
+    passable_until: Option<Instant>,
 }
 
 /// Barging (opt-in): a request may pass waiting requests that nobody holds yet, if none of
@@ -148,10 +148,8 @@ impl State {
                 if mode.conflicts(r.mode) {
                     ahead = ahead.min(r.prio);
                     passable &= !r.claimed
-                        && barging.is_some_and(|b| {
-                            r.since
-                                .is_some_and(|t| b.now.saturating_duration_since(t) < b.handoff)
-                        });
+                        && barging
+                            .is_some_and(|b| r.passable_until.is_some_and(|until| b.now < until));
                 }
             });
             if blocking > 0 && passable {
@@ -185,7 +183,7 @@ impl State {
             blocking,
             claimed: blocking == 0,
             waiter,
-            since: barging.filter(|_| blocking > 0).map(|b| b.now),
+            passable_until: barging.filter(|_| blocking > 0).map(|b| b.now + b.handoff),
         };
         let id = self.tree.insert(start, last, seq, request);
         Some(Queued {
@@ -256,7 +254,7 @@ impl State {
                     granted = true;
                     // Under strict FIFO the request is its thread's from now on; if barging is
                     // allowed, the thread claims it when it runs (`claim`), unless it is passed.
-                    r.claimed = r.since.is_none();
+                    r.claimed = r.passable_until.is_none();
                     let waiter = if r.claimed {
                         r.waiter.take()
                     } else {
@@ -278,6 +276,17 @@ impl State {
     /// Whether any granted request overlaps `[start, last]`.
     fn is_locked(&self, start: u64, last: u64) -> bool {
         self.tree.any_overlap(start, last, |r| r.claimed)
+    }
+}
+
+/// Hand-off deadlines beyond an hour are an hour, so that adding one to an `Instant` cannot
+/// overflow.
+const fn cap_handoff(handoff: Duration) -> Duration {
+    const HOUR: Duration = Duration::from_secs(3600);
+    if handoff.as_secs() >= HOUR.as_secs() {
+        HOUR
+    } else {
+        handoff
     }
 }
 
@@ -399,7 +408,8 @@ impl RangeRwLock {
     /// a thread that releases and re-requests a range need not wait for the next waiter to be
     /// scheduled. No request ever passes one that holds the lock; a request that has waited
     /// `handoff` is not passed any more, so its wait stays bounded by about `handoff` plus the
-    /// requests ahead of it. `handoff` of zero is strict FIFO.
+    /// requests ahead of it. `handoff` of zero is strict FIFO; more than an hour counts as an
+    /// hour.
     ///
     /// ```
     /// use std::time::Duration;
@@ -409,7 +419,7 @@ impl RangeRwLock {
     #[cfg(not(loom))]
     pub const fn barging(handoff: Duration) -> Self {
         let mut lock = Self::new();
-        lock.handoff = Some(handoff);
+        lock.handoff = Some(cap_handoff(handoff));
         lock
     }
 
@@ -417,7 +427,7 @@ impl RangeRwLock {
     #[cfg(loom)]
     pub fn barging(handoff: Duration) -> Self {
         let mut lock = Self::new();
-        lock.handoff = Some(handoff);
+        lock.handoff = Some(cap_handoff(handoff));
         lock
     }
 
