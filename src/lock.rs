@@ -327,6 +327,10 @@ impl Wait {
 /// they never jump the queue. A timed request that gives up leaves the queue and unblocks every
 /// later request that was waiting only for it.
 ///
+/// That is the lock [`new`](Self::new) makes. [`barging`](Self::barging) makes one that trades
+/// some of that order for throughput on hot ranges: a request may pass requests that wait (never
+/// one that holds the lock), but only those that have waited less than its hand-off deadline.
+///
 /// # Progress and cost
 ///
 /// Every request, granted or waiting, is a node of an interval tree behind a small internal
@@ -777,20 +781,28 @@ impl RangeRwLock {
     }
 
     #[track_caller]
+    #[inline]
     fn acquire(&self, range: &impl RangeBounds<u64>, mode: Mode, wait: Wait) -> Option<Hold> {
         let span = Span::new(range);
         let Span::Range { start, last } = span else {
-            return Some(Hold {
-                span,
-                node: Node::Empty,
-            });
+            return Some(Hold::new(span, Node::Empty));
         };
         if self.try_alone(start, last, mode) {
-            return Some(Hold {
-                span,
-                node: Node::Alone,
-            });
+            return Some(Hold::new(span, Node::Alone));
         }
+        self.acquire_queued(span, start, last, mode, wait)
+    }
+
+    /// The rest of `acquire`, out of line: the request goes through the tree.
+    #[inline(never)]
+    fn acquire_queued(
+        &self,
+        span: Span,
+        start: u64,
+        last: u64,
+        mode: Mode,
+        wait: Wait,
+    ) -> Option<Hold> {
         let barging = self.handoff.map(|handoff| Barging {
             now: Instant::now(),
             handoff,
@@ -800,10 +812,7 @@ impl RangeRwLock {
                 let queued = self
                     .lock_tree()
                     .enqueue(start, last, mode, None, true, barging)?;
-                return Some(Hold {
-                    span,
-                    node: Node::Tree(queued.id),
-                });
+                return Some(Hold::new(span, Node::Tree(queued.id)));
             }
             Wait::Forever => None,
             Wait::Until(deadline) => Some(deadline),
@@ -813,10 +822,7 @@ impl RangeRwLock {
             .lock_tree()
             .enqueue(start, last, mode, Some(&waiter), false, barging)
             .expect("a waiting request is always queued");
-        let hold = Hold {
-            span,
-            node: Node::Tree(queued.id),
-        };
+        let hold = Hold::new(span, Node::Tree(queued.id));
         if queued.granted {
             return Some(hold);
         }
@@ -940,11 +946,36 @@ enum Node {
     Tree(NodeId),
 }
 
-/// What a guard holds: its range and where its request lives.
-#[derive(Debug)]
+/// What a guard holds: its range and where its request lives. (An empty range keeps its
+/// position in `start`; the guard stays small, as guards are returned by value.)
+#[derive(Clone, Copy, Debug)]
 struct Hold {
-    span: Span,
+    start: u64,
+    last: u64,
     node: Node,
+}
+
+impl Hold {
+    fn new(span: Span, node: Node) -> Hold {
+        match span {
+            Span::Empty { at } => Hold {
+                start: at,
+                last: at,
+                node,
+            },
+            Span::Range { start, last } => Hold { start, last, node },
+        }
+    }
+
+    fn span(&self) -> Span {
+        match self.node {
+            Node::Empty => Span::Empty { at: self.start },
+            Node::Alone | Node::Tree(_) => Span::Range {
+                start: self.start,
+                last: self.last,
+            },
+        }
+    }
 }
 
 /// Shared access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
@@ -965,7 +996,7 @@ impl RangeReadGuard<'_> {
     /// The locked range, inclusive. An empty request gives an empty range
     /// (`RangeInclusive::is_empty`).
     pub fn range(&self) -> RangeInclusive<u64> {
-        self.hold.span.to_inclusive()
+        self.hold.span().to_inclusive()
     }
 }
 
@@ -973,7 +1004,7 @@ impl<'a> RangeWriteGuard<'a> {
     /// The locked range, inclusive. An empty request gives an empty range
     /// (`RangeInclusive::is_empty`).
     pub fn range(&self) -> RangeInclusive<u64> {
-        self.hold.span.to_inclusive()
+        self.hold.span().to_inclusive()
     }
 
     /// Turns this exclusive lock into a shared one over the same range without unlocking it,
@@ -991,10 +1022,7 @@ impl<'a> RangeWriteGuard<'a> {
     pub fn downgrade(self) -> RangeReadGuard<'a> {
         let this = core::mem::ManuallyDrop::new(self);
         let lock = this.lock;
-        let hold = Hold {
-            span: this.hold.span,
-            node: this.hold.node,
-        };
+        let hold = this.hold;
         match hold.node {
             Node::Empty => {}
             Node::Alone => lock.downgrade_alone(),
