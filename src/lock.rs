@@ -64,9 +64,11 @@ unsafe impl Send for WaiterRef {}
 /// One request in the tree.
 struct Request {
     /// Queue position: a request counts the conflicting requests of lower `prio`. Arrivals get
-    /// their arrival number (also the tree's tie-break between equal starts) shifted by 64; a request that barges in takes the position just ahead of the requests it
-    /// passes (see `State::enqueue`).
-    prio: u128,
+    /// even positions in arrival order (`2 * seq + 2`, where `seq` is also the tree's tie-break
+    /// between equal starts); a request that barges in takes the odd position just ahead of
+    /// the oldest request it passes (see `State::enqueue`). Two requests that pass the same one
+    /// cannot conflict, since the second would have to pass the first, which holds the lock.
+    prio: u64,
     mode: Mode,
     /// Conflicting overlapping requests ahead of it (lower `prio`) that have not left.
     blocking: usize,
@@ -131,7 +133,7 @@ impl State {
         barging: Option<Barging>,
     ) -> Option<Queued> {
         let seq = self.next_seq;
-        let mut prio = u128::from(seq) << 64;
+        let mut prio = 2 * seq + 2;
         let blocking = if try_only && barging.is_none() {
             let conflict = self
                 .tree
@@ -141,7 +143,7 @@ impl State {
             }
             0
         } else {
-            let (mut passable, mut ahead) = (barging.is_some(), u128::MAX);
+            let (mut passable, mut ahead) = (barging.is_some(), u64::MAX);
             let mut blocking = 0;
             self.tree.for_each_overlap(start, last, |r| {
                 blocking += usize::from(mode.conflicts(r.mode));
