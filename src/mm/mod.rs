@@ -272,33 +272,30 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     }
 
     fn lock_shared(&self, pages: RangeInclusive<u64>) -> Held<L::Shared<'_>> {
-        let guard = match self.lock.try_lock_shared(pages.clone()) {
-            Some(g) => g,
-            None => {
-                bump(&self.counters.lock_waits, 1);
-                self.lock.lock_shared(pages.clone())
-            }
-        };
+        self.hold(pages, L::try_lock_shared, L::lock_shared)
+    }
+
+    fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> Exclusive<L::Exclusive<'_>> {
+        Exclusive(self.hold(pages, L::try_lock_exclusive, L::lock_exclusive))
+    }
+
+    /// Takes the invalidate lock over `pages` with `lock`, counting a wait when `try_lock`
+    /// shows that it will have to wait.
+    fn hold<'a, G>(
+        &'a self,
+        pages: RangeInclusive<u64>,
+        try_lock: impl FnOnce(&'a L, RangeInclusive<u64>) -> Option<G>,
+        lock: impl FnOnce(&'a L, RangeInclusive<u64>) -> G,
+    ) -> Held<G> {
+        let guard = try_lock(&self.lock, pages.clone()).unwrap_or_else(|| {
+            bump(&self.counters.lock_waits, 1);
+            lock(&self.lock, pages.clone())
+        });
         Held {
             _guard: guard,
             space: self.id,
             pages,
         }
-    }
-
-    fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> Exclusive<L::Exclusive<'_>> {
-        let guard = match self.lock.try_lock_exclusive(pages.clone()) {
-            Some(g) => g,
-            None => {
-                bump(&self.counters.lock_waits, 1);
-                self.lock.lock_exclusive(pages.clone())
-            }
-        };
-        Exclusive(Held {
-            _guard: guard,
-            space: self.id,
-            pages,
-        })
     }
 
     /// The cached page `index`, filling it from the backing store on a miss. The lock must be
