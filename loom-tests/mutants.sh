@@ -40,40 +40,40 @@ mutant() {
 }
 only=${1:-}
 
-mutant readers-conflict src/lock.rs \
+mutant readers-conflict src/lock/queue.rs \
   's/self == Mode::Write \|\| other == Mode::Write/true/' \
   two_readers_share_an_overlapping_range
-mutant writer-ignores-readers src/lock.rs \
+mutant writer-ignores-readers src/lock/queue.rs \
   's/blocking \+= usize::from\(mode.conflicts\(r.mode\)\)/blocking += usize::from(r.mode == Mode::Write)/' \
   a_writer_excludes_overlapping_readers_and_writers
-mutant disjoint-conflict src/lock.rs \
+mutant disjoint-conflict src/lock/queue.rs \
   's/for_each_overlap\(start, last, \|r\| \{\n(\s*)blocking/for_each_overlap(0, u64::MAX, |r| {\n$1blocking/' \
   disjoint_writers_both_proceed
-mutant fifo-reader-steals src/lock.rs \
+mutant fifo-reader-steals src/lock/queue.rs \
   's/blocking \+= usize::from\(mode.conflicts\(r.mode\)\)/blocking += usize::from(mode.conflicts(r.mode) && (mode == Mode::Write || r.blocking == 0))/' \
   three_conflicting_requests_are_granted_in_arrival_order
-mutant release-wakes-nobody src/lock.rs \
+mutant release-wakes-nobody src/lock/fast.rs \
   's/if woke \{\n(\s*)self.parker.wake\(self.key\(\)\);/if false {\n$1self.parker.wake(self.key());/' \
   a_release_wakes_the_waiter_it_unblocks_and_no_other
-mutant release-grants-every-overlap src/lock.rs \
+mutant release-grants-every-overlap src/lock/queue.rs \
   's/r.blocking -= 1;/r.blocking = 0;/' \
   a_release_wakes_the_waiter_it_unblocks_and_no_other
-mutant timeout-keeps-its-count src/lock.rs \
+mutant timeout-keeps-its-count src/lock/queue.rs \
   's/(if gone.blocking > 0 \{\n\s*self.waiting -= 1;)/$1 return false;/' \
   a_timeout_racing_a_release_strands_nobody
-mutant downgrade-wakes-nobody src/lock.rs \
+mutant downgrade-wakes-nobody src/lock/queue.rs \
   's/self.unblock\(start, last, \|r\| r.prio > prio && r.mode == Mode::Read\)/{ let _ = prio; false }/' \
   downgrade_lets_a_queued_reader_in
-mutant claim-without-generation src/lock.rs \
+mutant claim-without-generation src/lock/fast.rs \
   's/\(word & !TAG\).wrapping_add\(GENERATION\) \| CLAIMED/(word \& !TAG) | CLAIMED/' \
   a_lone_holder_racing_the_request_that_moves_it
-mutant lone-release-ignores-move src/lock.rs \
+mutant lone-release-ignores-move src/lock/fast.rs \
   's/(fn leave_moved\(&self\) \{\n)/$1        if true { return; }\n/' \
   a_lone_holder_racing_the_request_that_moves_it
-mutant claim-although-passed src/lock.rs \
+mutant claim-although-passed src/lock/queue.rs \
   's/(let request = self.tree.get_mut\(id\);\n\s*)if request.blocking == 0 \{/$1if true {/' \
   barging_passes_a_woken_waiter_without_losing_it
-mutant pass-without-counting src/lock.rs \
+mutant pass-without-counting src/lock/queue.rs \
   's/(if mode.conflicts\(r.mode\)) \{\n(\s*)r.blocking \+= 1;/$1 \&\& r.blocking > 0 {\n$2r.blocking += 1;/' \
   barging_passes_a_woken_waiter_without_losing_it
 mutant fill-without-lock src/mm/backend.rs \

@@ -1,5 +1,6 @@
 use super::*;
 use crate::testrng::Rng;
+use queue::Request;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
