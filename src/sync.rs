@@ -1,26 +1,30 @@
 //! The only module that knows about loom.
 //!
-//! Normally the lock is built from `std`'s mutex and atomics and parks through
-//! `parking_lot_core`. Under `cfg(loom)` the same names are loom's, and parking is a small queue
-//! of loom threads with the same protocol, so the loom models in `loom-tests/` check the code
-//! that ships.
+//! Normally the lock is built from `std`'s mutex, atomics and `UnsafeCell`, and parks through
+//! `parking_lot_core`. Under `cfg(loom)` the same names are loom's, and parking is a small
+//! queue of loom threads with the same contract, so the loom models in `loom-tests/` check the
+//! code that ships.
 //!
-//! The parking protocol: a waiting thread owns a [`Waiter`] on its stack, publishes its address
-//! in the lock's tree, and parks until the flag in it is set. A thread that grants a waiter sets
-//! the flag while holding the lock's internal mutex, drops the mutex, and only then calls
-//! [`Parker::wake`], which unparks every parked thread whose flag is set. A waiter checks its flag
-//! under the parking queue's lock before it sleeps, so a grant between the check and the sleep is
-//! never lost.
+//! The parking contract ([`Parker`]): a thread parks on a key (the address of its wait node)
+//! while a condition checked under the parking queue's lock holds; another thread changes what
+//! the condition reads and then unparks the key. An unpark of a key nobody is parked on is
+//! lost, harmlessly; a thread may be unparked spuriously (a key reused by a later node), so
+//! every caller re-checks its condition in a loop.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use std::time::Instant;
 
-/// A mutex whose `lock` ignores poisoning: no code panics while holding the lock's internal
-/// mutex, and if it ever did, the state it guards is updated in whole steps.
+/// A counter that changes only under a mutex (so loom checks its changes through that mutex)
+/// and is also read without it, as a hint that decides nothing. It is `std`'s atomic even under
+/// loom, so that it adds no interleavings of its own to the models.
+pub(crate) type HintUsize = std::sync::atomic::AtomicUsize;
+
+/// A mutex whose `lock` ignores poisoning: the lock's code reserves memory before it changes
+/// the state behind its mutex, so nothing panics half-way through a change.
 pub(crate) struct Mutex<T>(Inner<T>);
 
 #[cfg(not(loom))]
@@ -51,60 +55,52 @@ impl<T> Mutex<T> {
     }
 }
 
-/// One step of waiting for another thread to finish a few instructions: spin briefly, then
-/// yield the CPU (under loom, always yield, so the model lets the other thread run).
-pub(crate) fn spin_wait(spins: &mut u32) {
-    #[cfg(loom)]
-    {
-        let _ = spins;
-        loom::thread::yield_now();
-    }
-    #[cfg(not(loom))]
-    {
-        if *spins < 100 {
-            *spins += 1;
-            core::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
-
-/// The grant flag of one waiting request. It lives on the waiting thread's stack for as long
-/// as the request is queued and not granted.
-pub(crate) struct Waiter {
-    granted: AtomicBool,
-}
-
-impl Waiter {
-    pub(crate) fn new() -> Self {
-        Waiter {
-            granted: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether the request was granted. `Acquire` pairs with `grant`'s `Release`, so the
-    /// previous holder's writes are visible once this returns true.
-    pub(crate) fn is_granted(&self) -> bool {
-        self.granted.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn grant(&self) {
-        self.granted.store(true, Ordering::Release);
-    }
-
-    /// Clears the flag of a request that was passed before its thread could claim it. Called
-    /// under the lock's internal mutex, as `grant` is, so the two cannot cross.
-    pub(crate) fn reset(&self) {
-        self.granted.store(false, Ordering::Relaxed);
-    }
-}
-
-/// Looks at the grant flag this many times (spinning, then yielding) before parking.
+/// An `UnsafeCell` with loom's closure API, so that loom can check every access.
 #[cfg(not(loom))]
-const SPINS: u32 = 100;
+pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
 
-/// Parks and wakes the threads waiting on one lock.
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(core::cell::UnsafeCell::new(value))
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// One step of waiting for another thread to finish a few instructions: spin briefly, then
+/// yield the CPU.
+#[cfg(not(loom))]
+pub(crate) fn spin_wait(spins: &mut u32) {
+    if *spins < 64 {
+        *spins += 1;
+        core::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// How a call to [`Parker::park`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Park {
+    /// Another thread unparked the key (or a spurious wake-up: re-check).
+    Unparked,
+    /// The condition no longer held when checked under the queue's lock.
+    Invalid,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Parks and unparks threads by key.
 #[cfg(not(loom))]
 pub(crate) struct Parker;
 
@@ -114,75 +110,64 @@ impl Parker {
         Parker
     }
 
-    /// Blocks until `waiter` is granted (true) or `deadline` passes (false: the caller then
-    /// settles the request under the lock's mutex, where a late grant is still seen).
+    /// Parks the calling thread on `key` if `should_park()` (called under the parking queue's
+    /// lock) is true, until the key is unparked or `deadline` passes.
     ///
-    /// `key` is the address of the lock's internal state: unique among live locks. No other
-    /// primitive of this crate parks on it; code elsewhere that called `parking_lot_core::park`
-    /// on the address of a struct holding a `RangeRwLock` at offset 0 would break this (as it
-    /// breaks `park`'s own contract: park only on addresses you control).
-    pub(crate) fn wait(&self, key: usize, waiter: &Waiter, deadline: Option<Instant>) -> bool {
-        use parking_lot_core::{park, ParkResult, ParkToken};
-        // A grant often comes within a few hundred nanoseconds: look for it briefly before
-        // paying for a sleep and a wake-up.
-        for i in 0..SPINS {
-            if waiter.is_granted() {
-                return true;
-            }
-            if i < SPINS / 2 {
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        loop {
-            if waiter.is_granted() {
-                return true;
-            }
-            // The token carries the pointer's provenance through `usize`: `wake` turns it back.
-            let token = ParkToken((waiter as *const Waiter).expose_provenance());
-            // SAFETY:
-            // - `key` is the address of a lock's state, owned by that lock; only this module
-            //   parks or unparks on it, always with a `Waiter` address as the token.
-            // - `validate` and `timed_out` neither panic nor call into parking_lot.
-            let result = unsafe {
-                park(
-                    key,
-                    || !waiter.is_granted(),
-                    || {},
-                    |_, _| {},
-                    token,
-                    deadline,
-                )
-            };
-            if let ParkResult::TimedOut = result {
-                return waiter.is_granted();
-            }
+    /// `key` must be the address of memory the caller owns for the duration (a wait node):
+    /// no other code parks on it, so only this crate's `unpark_one` wakes it.
+    pub(crate) fn park(
+        &self,
+        key: usize,
+        should_park: impl FnOnce() -> bool,
+        deadline: Option<Instant>,
+    ) -> Park {
+        use parking_lot_core::{park, ParkResult, DEFAULT_PARK_TOKEN};
+        // SAFETY:
+        // - `key` is the address of a wait node owned by the calling thread; this crate parks
+        //   only on such addresses and unparks only with `unpark_one` (`parking_lot_core`'s
+        //   contract is about deadlocks in its own queue, not memory safety: the key is a
+        //   number and is never dereferenced);
+        // - `should_park` only loads an atomic, and `timed_out` does nothing: neither panics
+        //   nor calls into `parking_lot_core`.
+        let result = unsafe {
+            park(
+                key,
+                should_park,
+                || {},
+                |_, _| {},
+                DEFAULT_PARK_TOKEN,
+                deadline,
+            )
+        };
+        match result {
+            ParkResult::Unparked(_) => Park::Unparked,
+            ParkResult::Invalid => Park::Invalid,
+            ParkResult::TimedOut => Park::TimedOut,
         }
     }
 
-    /// Unparks every thread parked on `key` whose waiter has been granted.
-    pub(crate) fn wake(&self, key: usize) {
-        use parking_lot_core::{unpark_filter, FilterOp, ParkToken, DEFAULT_UNPARK_TOKEN};
-        let filter = |ParkToken(token): ParkToken| {
-            // SAFETY: every thread parked on `key` passed the address of its own `Waiter` as
-            // its token (see `wait`). The filter runs under the parking queue's lock while that
-            // thread is still in the queue, so it is blocked inside `park` and the `Waiter` on
-            // its stack is alive.
-            let waiter = unsafe { &*core::ptr::with_exposed_provenance::<Waiter>(token) };
-            if waiter.is_granted() {
-                FilterOp::Unpark
-            } else {
-                FilterOp::Skip
-            }
-        };
-        // SAFETY: as in `wait`, `key` is this lock's own address; the filter reads an atomic
-        // and the callback returns a constant: neither panics or calls into parking_lot.
-        unsafe { unpark_filter(key, filter, |_| DEFAULT_UNPARK_TOKEN) };
+    /// Unparks one thread parked on `key`, if any.
+    pub(crate) fn unpark_one(&self, key: usize) {
+        use parking_lot_core::{unpark_one, DEFAULT_UNPARK_TOKEN};
+        // SAFETY: the callback returns a constant: it neither panics nor calls into
+        // `parking_lot_core`.
+        unsafe { unpark_one(key, |_| DEFAULT_UNPARK_TOKEN) };
     }
+
+    /// One step of waiting for another thread to finish a critical section of a few
+    /// instructions, which it ends with [`done`](Self::done)`(key)`: spins, then yields.
+    #[inline]
+    pub(crate) fn wait_while(&self, _key: usize, _busy: impl FnOnce() -> bool, spins: &mut u32) {
+        spin_wait(spins);
+    }
+
+    /// Ends a critical section that [`wait_while`](Self::wait_while) waits out: nothing to do
+    /// outside loom.
+    #[inline]
+    pub(crate) fn done(&self, _key: usize) {}
 }
 
-/// Parks and wakes the threads waiting on one lock: loom's version of the same protocol.
+/// Parks and unparks threads by key: loom's version of the same contract.
 #[cfg(loom)]
 pub(crate) struct Parker {
     parked: loom::sync::Mutex<Vec<Parked>>,
@@ -190,15 +175,10 @@ pub(crate) struct Parker {
 
 #[cfg(loom)]
 struct Parked {
-    waiter: *const Waiter,
+    key: usize,
     thread: loom::thread::Thread,
     unparked: loom::sync::Arc<AtomicBool>,
 }
-
-// SAFETY: `waiter` is only dereferenced under the `parked` mutex while its thread is parked
-// (see `wake`), which is the same from any thread; `Waiter` holds only an atomic.
-#[cfg(loom)]
-unsafe impl Send for Parked {}
 
 #[cfg(loom)]
 impl Parker {
@@ -208,39 +188,56 @@ impl Parker {
         }
     }
 
-    /// As the non-loom `wait`. loom cannot make time pass, so a waiter with a deadline models
-    /// the timeout as firing at the moment it would first sleep: it gives up there, which is
-    /// the give-up path racing every possible release.
-    pub(crate) fn wait(&self, _key: usize, waiter: &Waiter, deadline: Option<Instant>) -> bool {
-        loop {
-            let unparked = loom::sync::Arc::new(AtomicBool::new(false));
-            {
-                let mut parked = self.parked.lock().unwrap();
-                if waiter.is_granted() {
-                    return true;
-                }
-                if deadline.is_some() {
-                    return false;
-                }
-                parked.push(Parked {
-                    waiter,
-                    thread: loom::thread::current(),
-                    unparked: unparked.clone(),
-                });
+    /// As the non-loom `park`. loom cannot make time pass, so a thread with a deadline models
+    /// the timeout as firing at the moment it would first sleep: the give-up path then races
+    /// every possible grant.
+    pub(crate) fn park(
+        &self,
+        key: usize,
+        should_park: impl FnOnce() -> bool,
+        deadline: Option<Instant>,
+    ) -> Park {
+        let unparked = loom::sync::Arc::new(AtomicBool::new(false));
+        {
+            let mut parked = self.parked.lock().unwrap();
+            if !should_park() {
+                return Park::Invalid;
             }
-            while !unparked.load(Ordering::Acquire) {
-                loom::thread::park();
+            if deadline.is_some() {
+                return Park::TimedOut;
             }
+            parked.push(Parked {
+                key,
+                thread: loom::thread::current(),
+                unparked: unparked.clone(),
+            });
+        }
+        while !unparked.load(Ordering::Acquire) {
+            loom::thread::park();
+        }
+        Park::Unparked
+    }
+
+    pub(crate) fn unpark_one(&self, key: usize) {
+        let mut parked = self.parked.lock().unwrap();
+        if let Some(i) = parked.iter().position(|p| p.key == key) {
+            let p = parked.remove(i);
+            p.unparked.store(true, Ordering::Release);
+            p.thread.unpark();
         }
     }
 
-    pub(crate) fn wake(&self, _key: usize) {
+    /// As the non-loom `wait_while`, but parks on `key` while `busy()`: a model that spins
+    /// explores every iteration, and may starve the thread it waits for.
+    pub(crate) fn wait_while(&self, key: usize, busy: impl FnOnce() -> bool, _spins: &mut u32) {
+        self.park(key, busy, None);
+    }
+
+    /// Wakes every thread in `wait_while(key)`.
+    pub(crate) fn done(&self, key: usize) {
         let mut parked = self.parked.lock().unwrap();
         parked.retain(|p| {
-            // SAFETY: a thread stays in `parked` until it is removed here, and until then it
-            // loops in `wait`, so the `Waiter` on its stack is alive.
-            let waiter = unsafe { &*p.waiter };
-            if waiter.is_granted() {
+            if p.key == key {
                 p.unparked.store(true, Ordering::Release);
                 p.thread.unpark();
                 false

@@ -1,203 +1,369 @@
-//! The idle-lock fast path: a request that finds no other request takes the lock alone in the
-//! `fast` word, and the first request to arrive while it holds is what moves it into the tree.
+//! The fast path: up to [`SLOTS`] requests hold the lock without the tree.
+//!
+//! While no request waits, the holders are few and the lock is one word and a small table of
+//! ranges beside it. A request takes the table for a few instructions (the `LOCKED` bit),
+//! checks the published ranges for a conflict, publishes its own in a free slot and lets the
+//! table go; a release clears its slot's bit with one compare-exchange. Nothing waits in this
+//! mode, so a release has nobody to wake.
+//!
+//! A request that conflicts with a holder, or finds every slot taken, switches the lock to the
+//! tree (`TREE`): under the internal mutex it moves every slot holder into the tree as a granted
+//! request that arrived first, and queues itself behind them. A slot holder that finds `TREE`
+//! when it releases does so through the tree. When the tree empties, the lock goes back to the
+//! fast path.
+//!
+//! Lock order: the internal mutex, then `LOCKED`. A thread that holds `LOCKED` never waits for
+//! anything, so `LOCKED` is held for a bounded handful of instructions.
 
 use core::ops::{Deref, DerefMut};
 
-use super::queue::{Mode, State};
-use super::RangeRwLock;
+use super::queue::{Mode, Part, State};
+use super::wait::WakeList;
+use super::{RangeRwLock, SLOTS};
 use crate::sync::{MutexGuard, Ordering};
 
-// The `fast` word: a tag in the low three bits, a claim generation above them.
-pub(super) const TAG: u64 = 0b111;
-/// No request at all: the next one may take the lock alone, without the tree.
-pub(super) const EMPTY: u64 = 0;
-/// A request has claimed the lock alone and is publishing its range in `fast_start/last`.
-pub(super) const CLAIMED: u64 = 1;
-/// One request holds the lock alone, shared, over the published range.
-pub(super) const HELD_READ: u64 = 2;
-/// One request holds the lock alone, exclusive, over the published range.
-pub(super) const HELD_WRITE: u64 = 3;
-/// Requests queue in the tree, under the internal mutex.
-pub(super) const TREE: u64 = 4;
-/// As `TREE`, and the request that held the lock alone now is node `State::moved`.
-pub(super) const MOVED: u64 = 5;
-/// Every claim adds one generation, so a mover that read the range of an earlier claim fails
-/// its compare-exchange instead of moving the wrong range.
-pub(super) const GENERATION: u64 = TAG + 1;
+/// Slot `i` holds a request.
+const fn occupied(i: usize) -> u64 {
+    1 << i
+}
+
+/// Slot `i`'s request is a writer.
+const fn writer(i: usize) -> u64 {
+    1 << (SLOTS + i)
+}
+
+/// Every slot occupied.
+const ALL_OCCUPIED: u64 = (1 << SLOTS) - 1;
+/// Every slot's writer bit.
+const ALL_WRITERS: u64 = ALL_OCCUPIED << SLOTS;
+/// The slot table is being read or changed; everyone else keeps off it.
+pub(super) const LOCKED: u64 = 1 << (2 * SLOTS);
+/// Requests go through the tree; the slot bits are holders moved there, not yet released.
+pub(super) const TREE: u64 = 1 << (2 * SLOTS + 1);
+
+/// What [`RangeRwLock::try_slot`] found.
+pub(super) enum Fast {
+    /// The request holds slot `i`.
+    Taken(usize),
+    /// A slot holder conflicts with the request.
+    Conflict,
+    /// The slots are full or the lock is in tree mode.
+    Busy,
+}
+
+fn overlaps(a_start: u64, a_last: u64, b_start: u64, b_last: u64) -> bool {
+    a_start <= b_last && b_start <= a_last
+}
 
 impl RangeRwLock {
-    /// Takes the lock alone if no request at all is present: the uncontended fast path.
-    #[inline]
-    pub(super) fn try_alone(&self, start: u64, last: u64, mode: Mode) -> bool {
-        let word = self.fast.load(Ordering::Relaxed);
-        if word & TAG != EMPTY {
-            return false;
-        }
-        let claimed = (word & !TAG).wrapping_add(GENERATION) | CLAIMED;
-        // Acquire: the previous holder's release (fast or through the tree) happens before.
-        if self
-            .fast
-            .compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        self.fast_start.store(start, Ordering::Relaxed);
-        self.fast_last.store(last, Ordering::Relaxed);
-        let held = match mode {
-            Mode::Read => HELD_READ,
-            Mode::Write => HELD_WRITE,
-        };
-        // Release: a mover that sees `held` sees the range stored above.
-        self.fast.store(claimed & !TAG | held, Ordering::Release);
-        true
+    /// The key on which threads wait for the slot table (under loom; see `Parker::wait_while`).
+    fn table_key(&self) -> usize {
+        &self.word as *const _ as usize
     }
 
-    /// Locks the internal mutex with the tree in charge: a request that holds the lock alone
-    /// is moved into the tree first (waiting out a claim still publishing its range).
-    pub(super) fn lock_tree(&self) -> Tree<'_> {
-        let mut state = self.state.lock();
+    /// One step of waiting for the thread that owns the slot table to let it go.
+    fn wait_unlocked(&self, spins: &mut u32) {
+        let busy = || self.word.load(Ordering::Relaxed) & LOCKED != 0;
+        self.parker.wait_while(self.table_key(), busy, spins);
+    }
+
+    /// Lets the slot table go, storing `word` (without `LOCKED`).
+    #[inline]
+    fn unlock_slots(&self, word: u64) {
+        debug_assert_eq!(word & LOCKED, 0);
+        // Release: whoever takes the table next sees what this thread did.
+        self.word.store(word, Ordering::Release);
+        self.parker.done(self.table_key());
+    }
+
+    /// The mode of the request in slot `i`, from the word.
+    fn slot_mode(word: u64, i: usize) -> Mode {
+        if word & writer(i) != 0 {
+            Mode::Write
+        } else {
+            Mode::Read
+        }
+    }
+
+    /// Slot `i`'s range.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the slot table (it set `LOCKED` with `lock_slots`).
+    unsafe fn slot_range(&self, i: usize) -> (u64, u64) {
+        // SAFETY: the caller's contract.
+        unsafe { self.slots[i].get() }
+    }
+
+    /// Takes the slot table: returns the word as it was, without `LOCKED`; `None` in tree
+    /// mode.
+    #[inline]
+    fn lock_slots(&self) -> Option<u64> {
+        let mut word = self.word.load(Ordering::Relaxed);
         let mut spins = 0;
         loop {
-            let word = self.fast.load(Ordering::Acquire);
-            let generation = word & !TAG;
-            match word & TAG {
-                EMPTY => {
-                    let tree = generation | TREE;
-                    if self
-                        .fast
-                        .compare_exchange(word, tree, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        break;
-                    }
-                }
-                CLAIMED => crate::sync::spin_wait(&mut spins),
-                tag @ (HELD_READ | HELD_WRITE) => {
-                    let start = self.fast_start.load(Ordering::Relaxed);
-                    let last = self.fast_last.load(Ordering::Relaxed);
-                    // Fails if the holder left (or another claim replaced it) meanwhile.
-                    let moved = generation | MOVED;
-                    if self
-                        .fast
-                        .compare_exchange(word, moved, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        let mode = if tag == HELD_WRITE {
-                            Mode::Write
-                        } else {
-                            Mode::Read
-                        };
-                        let queued = state
-                            .enqueue(start, last, mode, None, false, None)
-                            .expect("a waiting request is always queued");
-                        debug_assert!(queued.granted, "the lone holder met a conflict");
-                        state.moved = Some(queued.id);
-                        break;
-                    }
-                }
-                _ => break, // TREE or MOVED
+            if word & TREE != 0 {
+                return None;
+            }
+            if word & LOCKED != 0 {
+                self.wait_unlocked(&mut spins);
+                word = self.word.load(Ordering::Relaxed);
+                continue;
+            }
+            // Acquire: the ranges published by the slots' holders, and what earlier holders
+            // of an overlapping range did before they released, happen before.
+            match self.word.compare_exchange(
+                word,
+                word | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(word),
+                Err(now) => word = now,
             }
         }
-        Tree { lock: self, state }
     }
 
-    /// Releases a request that took the lock alone.
+    /// Takes a slot for `[start, last]` if no slot holder conflicts and one is free.
     #[inline]
-    pub(super) fn leave_alone(&self) {
-        let word = self.fast.load(Ordering::Relaxed);
-        if matches!(word & TAG, HELD_READ | HELD_WRITE)
-            && self
-                .fast
-                .compare_exchange(
-                    word,
-                    word & !TAG | EMPTY,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            return;
+    pub(super) fn try_slot(&self, start: u64, last: u64, mode: Mode) -> Fast {
+        let mut word = self.word.load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            if word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED {
+                return Fast::Busy;
+            }
+            if word & LOCKED != 0 {
+                self.wait_unlocked(&mut spins);
+                word = self.word.load(Ordering::Relaxed);
+                continue;
+            }
+            // Acquire: the ranges published by the slots' holders, and what earlier holders
+            // of an overlapping range did before they released, happen before.
+            match self.word.compare_exchange(
+                word,
+                word | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
         }
-        self.leave_moved();
+        let writer_bit = |i| if mode == Mode::Write { writer(i) } else { 0 };
+        if word & ALL_OCCUPIED == 0 {
+            // Alone: nothing to check.
+            // SAFETY: we own the table until `unlock_slots` lets it go.
+            unsafe { self.slots[0].set((start, last)) };
+            self.unlock_slots(word | occupied(0) | writer_bit(0));
+            return Fast::Taken(0);
+        }
+        self.take_free_slot(word, start, last, mode, writer_bit)
     }
 
-    /// Releases a request that took the lock alone, which a later request moved into the tree.
+    /// The rest of `try_slot` when other slots are held: check them, take a free one.
+    #[inline(never)]
+    fn take_free_slot(
+        &self,
+        word: u64,
+        start: u64,
+        last: u64,
+        mode: Mode,
+        writer_bit: impl Fn(usize) -> u64,
+    ) -> Fast {
+        let mut free = None;
+        for i in 0..SLOTS {
+            if word & occupied(i) == 0 {
+                free = free.or(Some(i));
+                continue;
+            }
+            // SAFETY: the caller took the table.
+            let (s, l) = unsafe { self.slot_range(i) };
+            if overlaps(start, last, s, l) && mode.conflicts(Self::slot_mode(word, i)) {
+                // Nothing changed: let the table go as it was.
+                self.unlock_slots(word);
+                return Fast::Conflict;
+            }
+        }
+        let i = free.expect("a free slot: the caller checked");
+        // SAFETY: we own the table until `unlock_slots` lets it go.
+        unsafe { self.slots[i].set((start, last)) };
+        // Whoever takes the table next sees the range stored above.
+        self.unlock_slots(word | occupied(i) | writer_bit(i));
+        Fast::Taken(i)
+    }
+
+    /// Releases slot `i`, which holds `[start, last]`.
+    #[inline]
+    pub(super) fn release_slot(&self, i: usize, start: u64) {
+        let mut word = self.word.load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            if word & TREE != 0 {
+                return self.release_moved(i, start);
+            }
+            if word & LOCKED != 0 {
+                self.wait_unlocked(&mut spins);
+                word = self.word.load(Ordering::Relaxed);
+                continue;
+            }
+            // Release: the next holder of an overlapping range sees what this one did.
+            match self.word.compare_exchange(
+                word,
+                word & !(occupied(i) | writer(i)),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Releases slot `i`'s request after it was moved into the tree.
     #[cold]
-    pub(super) fn leave_moved(&self) {
-        let woke = {
-            let mut tree = self.state.lock();
-            let id = tree.moved.take().expect("a moved request");
-            let word = self.fast.load(Ordering::Relaxed);
-            debug_assert_eq!(word & TAG, MOVED);
-            // Only changed under the mutex now; `Tree::drop` turns it `EMPTY` if that was all.
-            self.fast.store(word & !TAG | TREE, Ordering::Relaxed);
-            let mut tree = Tree {
-                lock: self,
-                state: tree,
-            };
-            tree.leave(id)
-        };
-        if woke {
-            self.parker.wake(self.key());
+    #[inline(never)]
+    fn release_moved(&self, i: usize, start: u64) {
+        let mut wake = WakeList::new(&self.parker);
+        {
+            // The moved request is in the tree, so the lock stays in tree mode meanwhile.
+            let mut tree = self.lock_tree(0);
+            let seq = tree.moved[i];
+            tree.leave_one(start, seq, &mut wake);
+            // Only the mutex holder changes the word in tree mode.
+            let word = self.word.load(Ordering::Relaxed);
+            self.word
+                .store(word & !(occupied(i) | writer(i)), Ordering::Relaxed);
+        }
+        wake.wake_all();
+    }
+
+    /// Turns slot `i`'s write request into a read request.
+    pub(super) fn downgrade_slot(&self, i: usize, start: u64, last: u64) {
+        let mut word = self.word.load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            if word & TREE != 0 {
+                let mut wake = WakeList::new(&self.parker);
+                {
+                    let mut tree = self.lock_tree(0);
+                    let seq = tree.moved[i];
+                    let part = Part {
+                        start,
+                        last,
+                        mode: Mode::Write,
+                    };
+                    tree.downgrade(part, seq, &mut wake);
+                    let word = self.word.load(Ordering::Relaxed);
+                    self.word.store(word & !writer(i), Ordering::Relaxed);
+                }
+                wake.wake_all();
+                return;
+            }
+            if word & LOCKED != 0 {
+                self.wait_unlocked(&mut spins);
+                word = self.word.load(Ordering::Relaxed);
+                continue;
+            }
+            // Nobody waits in fast mode, so nobody is to be woken.
+            match self.word.compare_exchange(
+                word,
+                word & !writer(i),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => word = now,
+            }
         }
     }
 
-    /// Downgrades a write request that took the lock alone.
-    pub(super) fn downgrade_alone(&self) {
-        let word = self.fast.load(Ordering::Relaxed);
-        if word & TAG == HELD_WRITE
-            && self
-                .fast
-                .compare_exchange(
-                    word,
-                    word & !TAG | HELD_READ,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            return;
+    /// Whether a slot holder overlaps `[start, last]`; `None` in tree mode. Does not move
+    /// anything.
+    pub(super) fn slots_locked(&self, start: u64, last: u64) -> Option<bool> {
+        let word = self.lock_slots()?;
+        let hit = (0..SLOTS).any(|i| {
+            // SAFETY: `lock_slots` gave us the table.
+            let (s, l) = unsafe { self.slot_range(i) };
+            word & occupied(i) != 0 && overlaps(start, last, s, l)
+        });
+        self.unlock_slots(word);
+        Some(hit)
+    }
+
+    /// The number of slot holders, if the lock is in fast mode.
+    pub(super) fn slot_holders(&self) -> Option<usize> {
+        let word = self.word.load(Ordering::Relaxed);
+        (word & TREE == 0).then_some((word & ALL_OCCUPIED).count_ones() as usize)
+    }
+
+    /// Locks the internal mutex with the tree in charge, after reserving room for `inserts`
+    /// entries (and the slot holders a switch may move): if the lock was in fast mode, every
+    /// slot holder is moved into the tree first.
+    pub(super) fn lock_tree(&self, inserts: usize) -> Tree<'_> {
+        let mut guard = self.state.lock();
+        let handoff = self.handoff();
+        let state = guard.get_or_insert_with(|| Box::new(State::new(handoff)));
+        let word = self.word.load(Ordering::Acquire);
+        // Every fallible step comes first: after this nothing below allocates. (Leaving needs
+        // no room, and only a switch from fast mode moves slot holders in.)
+        if inserts > 0 || word & TREE == 0 {
+            state.reserve(inserts + SLOTS);
         }
-        let woke = {
-            let mut tree = self.lock_tree();
-            let id = tree.moved.expect("a moved request");
-            tree.downgrade(id)
-        };
-        if woke {
-            self.parker.wake(self.key());
+        if word & TREE == 0 {
+            if let Some(word) = self.lock_slots() {
+                for i in 0..SLOTS {
+                    if word & occupied(i) != 0 {
+                        // SAFETY: `lock_slots` gave us the table.
+                        let (start, last) = unsafe { self.slot_range(i) };
+                        let mode = Self::slot_mode(word, i);
+                        state.moved[i] = state.insert_held(Part { start, last, mode });
+                    }
+                }
+                // Release: a slot holder that sees `TREE` finds itself in the tree.
+                self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS) | TREE);
+            }
         }
+        Tree { lock: self, guard }
     }
 }
 
-/// The internal state, locked, with the tree in charge of the lock. When it is dropped with
-/// no request left, the lock goes back to `EMPTY`, where the fast path works again.
+/// The internal state, locked, with the tree in charge of the lock. When it is dropped with no
+/// request left, the lock goes back to the fast path.
 pub(super) struct Tree<'a> {
-    pub(super) lock: &'a RangeRwLock,
-    pub(super) state: MutexGuard<'a, State>,
+    lock: &'a RangeRwLock,
+    guard: MutexGuard<'a, Option<Box<State>>>,
 }
 
 impl Deref for Tree<'_> {
     type Target = State;
 
     fn deref(&self) -> &State {
-        &self.state
+        self.guard.as_deref().expect("the tree exists in tree mode")
     }
 }
 
 impl DerefMut for Tree<'_> {
     fn deref_mut(&mut self) -> &mut State {
-        &mut self.state
+        self.guard
+            .as_deref_mut()
+            .expect("the tree exists in tree mode")
     }
 }
 
 impl Drop for Tree<'_> {
     fn drop(&mut self) {
-        if self.state.tree.len() == 0 {
-            let word = self.lock.fast.load(Ordering::Relaxed);
-            debug_assert_eq!(word & TAG, TREE, "an empty tree outside tree mode");
-            // Release: the next fast claim sees everything done under the mutex.
-            self.lock.fast.store(word & !TAG | EMPTY, Ordering::Release);
+        let lock = self.lock;
+        let state: &mut State = self;
+        state.trim();
+        if state.requests == 0 {
+            debug_assert_eq!(
+                lock.word.load(Ordering::Relaxed),
+                TREE,
+                "an empty tree with slot holders still in it"
+            );
+            // Release: the next fast-path request sees everything done under the mutex.
+            lock.word.store(0, Ordering::Release);
         }
     }
 }

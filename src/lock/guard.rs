@@ -3,59 +3,62 @@
 use core::fmt;
 use core::ops::RangeInclusive;
 
-use super::RangeRwLock;
+use super::{RangeRwLock, SLOTS};
 use crate::range::Span;
-use crate::tree::NodeId;
 
-/// A queued request whose thread may still unwind before it is granted: dropping it removes
-/// the request, so the tree never keeps a pointer to a dead stack frame.
-pub(super) struct Pending<'a> {
-    pub(super) lock: &'a RangeRwLock,
-    pub(super) id: NodeId,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        self.lock.leave(self.id);
-    }
-}
-
-/// Where a guard's request lives.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Node {
-    /// Nowhere: the range is empty.
+/// Where a held request lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Place {
+    /// Nowhere: the range is empty (it conflicts with nothing).
     Empty,
-    /// In the `fast` word (or, if moved since, in `State::moved`).
-    Alone,
-    /// In the tree.
-    Tree(NodeId),
+    /// In fast-path slot `i` (or, if moved since, in the tree as `State::moved[i]`).
+    Slot(usize),
+    /// In the tree, under `seq`.
+    Tree(u64),
 }
 
-/// What a guard holds: its range and where its request lives. (An empty range keeps its
-/// position in `start`; the guard stays small, as guards are returned by value.)
-#[derive(Clone, Copy, Debug)]
+/// What a guard holds: its range and where its request lives, in 24 bytes (guards are
+/// returned by value). An empty range keeps its position in `start`.
+#[derive(Clone, Copy)]
 pub(super) struct Hold {
     pub(super) start: u64,
     pub(super) last: u64,
-    pub(super) node: Node,
+    /// `Place` packed: a tree `seq` as is, the slots and empty just below `u64::MAX`.
+    tag: u64,
 }
 
+const EMPTY_TAG: u64 = u64::MAX;
+const SLOT_TAG: u64 = u64::MAX - 1 - SLOTS as u64;
+
 impl Hold {
-    pub(super) fn new(span: Span, node: Node) -> Hold {
-        match span {
-            Span::Empty { at } => Hold {
-                start: at,
-                last: at,
-                node,
-            },
-            Span::Range { start, last } => Hold { start, last, node },
+    pub(super) fn new(span: Span, place: Place) -> Hold {
+        let (start, last) = match span {
+            Span::Empty { at } => (at, at),
+            Span::Range { start, last } => (start, last),
+        };
+        let tag = match place {
+            Place::Empty => EMPTY_TAG,
+            Place::Slot(i) => SLOT_TAG + i as u64,
+            Place::Tree(seq) => {
+                debug_assert!(seq < SLOT_TAG);
+                seq
+            }
+        };
+        Hold { start, last, tag }
+    }
+
+    pub(super) fn place(&self) -> Place {
+        match self.tag {
+            EMPTY_TAG => Place::Empty,
+            t if t >= SLOT_TAG => Place::Slot((t - SLOT_TAG) as usize),
+            seq => Place::Tree(seq),
         }
     }
 
     pub(super) fn span(&self) -> Span {
-        match self.node {
-            Node::Empty => Span::Empty { at: self.start },
-            Node::Alone | Node::Tree(_) => Span::Range {
+        match self.place() {
+            Place::Empty => Span::Empty { at: self.start },
+            Place::Slot(_) | Place::Tree(_) => Span::Range {
                 start: self.start,
                 last: self.last,
             },
@@ -80,6 +83,13 @@ pub struct RangeWriteGuard<'a> {
 impl RangeReadGuard<'_> {
     /// The locked range, inclusive. An empty request gives an empty range
     /// (`RangeInclusive::is_empty`).
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// assert_eq!(lock.read(10..20).range(), 10..=19);
+    /// assert!(lock.read(5..5).range().is_empty());
+    /// ```
+    #[must_use]
     pub fn range(&self) -> RangeInclusive<u64> {
         self.hold.span().to_inclusive()
     }
@@ -88,6 +98,12 @@ impl RangeReadGuard<'_> {
 impl<'a> RangeWriteGuard<'a> {
     /// The locked range, inclusive. An empty request gives an empty range
     /// (`RangeInclusive::is_empty`).
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// assert_eq!(lock.write(..).range(), 0..=u64::MAX);
+    /// ```
+    #[must_use]
     pub fn range(&self) -> RangeInclusive<u64> {
         self.hold.span().to_inclusive()
     }
@@ -106,31 +122,23 @@ impl<'a> RangeWriteGuard<'a> {
     /// ```
     pub fn downgrade(self) -> RangeReadGuard<'a> {
         let this = core::mem::ManuallyDrop::new(self);
-        let lock = this.lock;
-        let hold = this.hold;
-        match hold.node {
-            Node::Empty => {}
-            Node::Alone => lock.downgrade_alone(),
-            Node::Tree(id) => {
-                let woke = lock.lock_tree().downgrade(id);
-                if woke {
-                    lock.parker.wake(lock.key());
-                }
-            }
-        }
+        let (lock, hold) = (this.lock, this.hold);
+        lock.downgrade_hold(&hold);
         RangeReadGuard { lock, hold }
     }
 }
 
 impl Drop for RangeReadGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.lock.release(self.hold.node);
+        self.lock.release(&self.hold);
     }
 }
 
 impl Drop for RangeWriteGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.lock.release(self.hold.node);
+        self.lock.release(&self.hold);
     }
 }
 

@@ -1,43 +1,40 @@
-//! `RangeRwLock`: acquisition, FIFO accounting, parking and guards.
+//! `RangeRwLock`: the documented type and how a request is acquired and released.
 //!
-//! The rule, after Jan Kara's and Davidlohr Bueso's Linux range locks: a request counts the
-//! conflicting requests already queued (readers ignore readers), queues itself, and waits until
-//! that count is zero. When a request leaves (released, or given up after a timeout), it
-//! decrements the count of every later conflicting request that overlaps it, and wakes those
-//! that reach zero.
-//!
-//! A request that finds the lock idle (no other request at all) takes it without the tree:
-//! it claims the `fast` word, publishes its range beside it, and releases with one
-//! compare-exchange. The first request to arrive while it holds the lock moves it into the
-//! tree, as a granted node that arrived first, and from then on everything goes through the
-//! tree until it is empty again.
+//! The pieces: `fast.rs`, the slot word through which up to [`SLOTS`] requests hold the lock
+//! while nothing waits; `queue.rs`, the FIFO accounting over the interval tree that takes over
+//! when requests conflict; `wait.rs`, the node a waiting request owns and the hand-off that
+//! grants it; `guard.rs`, the guards.
 
 mod fast;
 mod guard;
 mod queue;
+mod wait;
 
 use core::fmt;
 use core::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
 use crate::range::Span;
-use crate::sync::{AtomicU64, Mutex, Parker, Waiter};
-use crate::tree::NodeId;
+use crate::sync::{AtomicU64, Mutex, Park, Parker, UnsafeCell};
 
-use fast::EMPTY;
-use guard::{Hold, Node, Pending};
+use fast::Fast;
+use guard::{Hold, Place};
 pub use guard::{RangeReadGuard, RangeWriteGuard};
 pub(crate) use queue::Mode;
-use queue::{Barging, State};
+use queue::{Part, State};
+use wait::{wait_unlinked, WaitNode, WakeList, GRANTED, NOTIFIED};
+
+/// Requests that can hold the lock without the tree (see `fast.rs`).
+const SLOTS: usize = 2;
 
 /// Hand-off deadlines beyond an hour are an hour, so that adding one to an `Instant` cannot
-/// overflow.
-const fn cap_handoff(handoff: Duration) -> Duration {
-    const HOUR: Duration = Duration::from_secs(3600);
-    if handoff.as_secs() >= HOUR.as_secs() {
+/// overflow. Zero is no barging.
+const fn handoff_nanos(handoff: Duration) -> u64 {
+    const HOUR: u64 = 3600 * 1_000_000_000;
+    if handoff.as_secs() >= 3600 {
         HOUR
     } else {
-        handoff
+        handoff.as_secs() * 1_000_000_000 + handoff.subsec_nanos() as u64
     }
 }
 
@@ -57,7 +54,53 @@ impl Wait {
             .checked_add(timeout)
             .map_or(Wait::Forever, Wait::Until)
     }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Until(deadline) => Some(deadline),
+            Wait::Never | Wait::Forever => None,
+        }
+    }
 }
+
+/// A published fast-path range, `(start, last)`.
+struct Slot(UnsafeCell<(u64, u64)>);
+
+impl Slot {
+    #[cfg(not(loom))]
+    const fn new() -> Self {
+        Slot(UnsafeCell::new((0, 0)))
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
+        Slot(UnsafeCell::new((0, 0)))
+    }
+
+    /// # Safety
+    ///
+    /// The caller owns the slot table: it set `LOCKED` in the lock's word (with `Acquire`)
+    /// and has not cleared it.
+    unsafe fn get(&self) -> (u64, u64) {
+        // SAFETY: the caller's contract: no other thread accesses a slot meanwhile.
+        self.0.with(|range| unsafe { *range })
+    }
+
+    /// # Safety
+    ///
+    /// As for [`get`](Self::get).
+    unsafe fn set(&self, range: (u64, u64)) {
+        // SAFETY: the caller's contract: no other thread accesses a slot meanwhile.
+        self.0.with_mut(|slot| unsafe { *slot = range });
+    }
+}
+
+/// Looks at the grant this many times (spinning) before parking, when next in line. (Not
+/// under loom: a model that spins explores every iteration.)
+#[cfg(not(loom))]
+const SPINS: u32 = 200;
+#[cfg(loom)]
+const SPINS: u32 = 0;
 
 /// A reader/writer lock over ranges of the `u64` space.
 ///
@@ -126,33 +169,53 @@ impl Wait {
 /// assert!(!lock.is_locked(..));
 /// ```
 pub struct RangeRwLock {
-    /// The fast-path word (`EMPTY`, `CLAIMED`, `HELD_*`, `TREE`, `MOVED` and a generation).
-    fast: AtomicU64,
-    /// The range of the request that holds the lock alone, valid while `fast` is `HELD_*`.
-    fast_start: AtomicU64,
-    fast_last: AtomicU64,
-    state: Mutex<State>,
+    /// The fast-path word: slot bits, `LOCKED` and `TREE` (see `fast.rs`).
+    word: AtomicU64,
+    /// The ranges of the fast-path holders.
+    slots: [Slot; SLOTS],
+    /// The tree and its accounting, allocated the first time requests conflict.
+    state: Mutex<Option<Box<State>>>,
+    /// Barging: the hand-off deadline in nanoseconds; 0 for strict FIFO.
+    handoff_nanos: u64,
     parker: Parker,
-    /// `Some(deadline)`: barging is allowed, up to that hand-off deadline.
-    handoff: Option<Duration>,
 }
 
+// SAFETY: the slots are the only fields without their own synchronisation, and a thread reads
+// or writes them only while it owns the slot table (`LOCKED`, taken with `Acquire` and let go
+// with `Release`); the tree is behind the mutex; the rest are atomics and plain data.
+unsafe impl Sync for RangeRwLock {}
+// SAFETY: as above; nothing in the lock is tied to a thread.
+unsafe impl Send for RangeRwLock {}
+
 impl RangeRwLock {
-    /// Creates an unlocked range lock. Allocates nothing until the first request.
+    /// Creates an unlocked range lock. Allocates nothing until requests first conflict.
     ///
     /// ```
     /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::new();
     /// let _g = LOCK.write(0..10);
     /// ```
     #[cfg(not(loom))]
+    #[must_use]
     pub const fn new() -> Self {
         RangeRwLock {
-            fast: AtomicU64::new(EMPTY),
-            fast_start: AtomicU64::new(0),
-            fast_last: AtomicU64::new(0),
-            state: Mutex::new(State::new()),
+            word: AtomicU64::new(0),
+            slots: [Slot::new(), Slot::new()],
+            state: Mutex::new(None),
+            handoff_nanos: 0,
             parker: Parker::new(),
-            handoff: None,
+        }
+    }
+
+    /// Creates an unlocked range lock (loom build: not `const`).
+    #[cfg(loom)]
+    #[must_use]
+    pub fn new() -> Self {
+        RangeRwLock {
+            word: AtomicU64::new(0),
+            slots: [Slot::new(), Slot::new()],
+            state: Mutex::new(None),
+            handoff_nanos: 0,
+            parker: Parker::new(),
         }
     }
 
@@ -172,31 +235,20 @@ impl RangeRwLock {
     /// let _w = lock.write(0..4096);
     /// ```
     #[cfg(not(loom))]
+    #[must_use]
     pub const fn barging(handoff: Duration) -> Self {
         let mut lock = Self::new();
-        lock.handoff = Some(cap_handoff(handoff));
+        lock.handoff_nanos = handoff_nanos(handoff);
         lock
     }
 
     /// As the non-loom `barging` (loom build: not `const`).
     #[cfg(loom)]
+    #[must_use]
     pub fn barging(handoff: Duration) -> Self {
         let mut lock = Self::new();
-        lock.handoff = Some(cap_handoff(handoff));
+        lock.handoff_nanos = handoff_nanos(handoff);
         lock
-    }
-
-    /// Creates an unlocked range lock (loom build: not `const`).
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        RangeRwLock {
-            fast: AtomicU64::new(EMPTY),
-            fast_start: AtomicU64::new(0),
-            fast_last: AtomicU64::new(0),
-            state: Mutex::new(State::new()),
-            parker: Parker::new(),
-            handoff: None,
-        }
     }
 
     /// Locks `range` shared, blocking until every earlier conflicting (overlapping write)
@@ -372,7 +424,18 @@ impl RangeRwLock {
     pub fn is_locked(&self, range: impl RangeBounds<u64>) -> bool {
         match Span::new(&range) {
             Span::Empty { .. } => false,
-            Span::Range { start, last } => self.lock_tree().is_locked(start, last),
+            Span::Range { start, last } => {
+                if let Some(locked) = self.slots_locked(start, last) {
+                    return locked;
+                }
+                // The switch back to fast mode happens under the mutex (and the slot table may
+                // be taken under it).
+                let state = self.state.lock();
+                match self.slots_locked(start, last) {
+                    Some(locked) => locked,
+                    None => state.as_ref().is_some_and(|s| s.is_locked(start, last)),
+                }
+            }
         }
     }
 
@@ -380,105 +443,181 @@ impl RangeRwLock {
     /// models, stale as soon as it returns; not part of the stable API.
     #[doc(hidden)]
     pub fn waiting(&self) -> usize {
-        self.lock_tree().waiting
-    }
-
-    /// The parking key: the address of the internal state, unique among live locks.
-    fn key(&self) -> usize {
-        &self.state as *const Mutex<State> as usize
+        self.census().1
     }
 }
 
 impl RangeRwLock {
+    /// `Some(deadline)` if barging is allowed.
+    fn handoff(&self) -> Option<Duration> {
+        (self.handoff_nanos != 0).then(|| Duration::from_nanos(self.handoff_nanos))
+    }
+
+    /// The number of requests present and waiting, without moving anything.
+    fn census(&self) -> (usize, usize) {
+        if let Some(holders) = self.slot_holders() {
+            return (holders, 0);
+        }
+        // The switch back to fast mode happens under the mutex: under it, the word is current.
+        let state = self.state.lock();
+        match self.slot_holders() {
+            Some(holders) => (holders, 0),
+            None => state.as_ref().map_or((0, 0), |s| (s.requests, s.waiting)),
+        }
+    }
+
+    #[track_caller]
     #[inline]
     fn acquire(&self, range: &impl RangeBounds<u64>, mode: Mode, wait: Wait) -> Option<Hold> {
         let span = Span::new(range);
         let Span::Range { start, last } = span else {
-            return Some(Hold::new(span, Node::Empty));
+            return Some(Hold::new(span, Place::Empty));
         };
-        if self.try_alone(start, last, mode) {
-            return Some(Hold::new(span, Node::Alone));
+        match self.try_slot(start, last, mode) {
+            Fast::Taken(i) => return Some(Hold::new(span, Place::Slot(i))),
+            // Nothing waits in fast mode: a slot holder in the way is a holder, never passed.
+            Fast::Conflict if matches!(wait, Wait::Never) => return None,
+            Fast::Conflict | Fast::Busy => {}
         }
-        self.acquire_queued(span, start, last, mode, wait)
+        let seq = self.acquire_queued(start, last, mode, wait)?;
+        Some(Hold::new(span, Place::Tree(seq)))
     }
 
-    /// The rest of `acquire`, out of line: the request goes through the tree.
+    /// The rest of `acquire`, out of line: the request goes through the tree. Returns its
+    /// `seq` once granted.
     #[inline(never)]
-    fn acquire_queued(
-        &self,
-        span: Span,
-        start: u64,
-        last: u64,
-        mode: Mode,
-        wait: Wait,
-    ) -> Option<Hold> {
-        let barging = self.handoff.map(|handoff| Barging {
-            now: Instant::now(),
-            handoff,
-        });
-        let deadline = match wait {
-            Wait::Never => {
-                let queued = self
-                    .lock_tree()
-                    .enqueue(start, last, mode, None, true, barging)?;
-                return Some(Hold::new(span, Node::Tree(queued.id)));
-            }
-            Wait::Forever => None,
-            Wait::Until(deadline) => Some(deadline),
-        };
-        let waiter = Waiter::new();
-        let queued = self
-            .lock_tree()
-            .enqueue(start, last, mode, Some(&waiter), false, barging)
-            .expect("a waiting request is always queued");
-        let hold = Hold::new(span, Node::Tree(queued.id));
-        if queued.granted {
-            return Some(hold);
+    fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<u64> {
+        let parts = [Part { start, last, mode }];
+        if let Wait::Never = wait {
+            let queued = self.lock_tree(1).enqueue(&parts, None, true)?;
+            return Some(queued.seq);
         }
-        // From here until the request is claimed or removed, the tree points at `waiter`.
-        // `Pending` removes the request if we unwind, so that pointer never outlives this frame.
+        let node = WaitNode::new();
+        let queued = self
+            .lock_tree(1)
+            .enqueue(&parts, Some(&node), false)
+            .expect("a waiting request is always queued");
+        if queued.granted || self.wait_for_grant(&node, &parts, queued.seq, wait.deadline()) {
+            Some(queued.seq)
+        } else {
+            None
+        }
+    }
+
+    /// Waits until the request of `node` (`parts`, `seq`) is granted (true) or `deadline`
+    /// passes (false: the request has left the queue).
+    // Under loom `SPINS` is 0, so the spin phase is skipped.
+    #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
+    fn wait_for_grant(
+        &self,
+        node: &WaitNode,
+        parts: &[Part],
+        seq: u64,
+        deadline: Option<Instant>,
+    ) -> bool {
+        // If this thread unwinds while queued, the request leaves the queue first, so the tree
+        // never keeps a pointer to a dead stack frame.
         let pending = Pending {
             lock: self,
-            id: queued.id,
+            node,
+            parts,
+            seq,
         };
+        let mut spins = 0;
         loop {
-            let woken = self.parker.wait(self.key(), &waiter, deadline);
-            if woken && barging.is_none() {
-                // Strict FIFO: the flag is set only once the request is ours.
-                core::mem::forget(pending);
-                return Some(hold);
+            match node.state() {
+                GRANTED => break,
+                NOTIFIED => {
+                    if self.lock_tree(0).claim(node) {
+                        break;
+                    }
+                    continue;
+                }
+                _ => {}
             }
-            // Barging (woken: nothing is ahead, unless a running thread passed us since) or
-            // a timeout (a grant may have raced in): the mutex settles which.
-            let mut tree = self.lock_tree();
-            if tree.is_granted(queued.id) || tree.claim(queued.id, &waiter) {
-                drop(tree);
-                core::mem::forget(pending);
-                return Some(hold);
+            // Next in line: the grant often comes within microseconds, before a sleep would
+            // even begin. Further back, sleep at once and leave the CPU to the holders.
+            if spins < SPINS && node.blocking() <= 1 {
+                spins += 1;
+                core::hint::spin_loop();
+                continue;
             }
-            if !woken {
-                drop(tree);
-                drop(pending);
-                return None;
+            let parked = self
+                .parker
+                .park(node.key(), || node.is_linked_or_waiting(), deadline);
+            if parked == Park::TimedOut {
+                core::mem::forget(pending);
+                return self.give_up(node);
             }
         }
+        core::mem::forget(pending);
+        true
     }
 
-    /// Releases whatever `node` holds.
+    /// Settles a request whose owner stops waiting for it: true if it was granted after all
+    /// (the owner now holds it), false if it left the queue.
+    fn give_up(&self, node: &WaitNode) -> bool {
+        let mut wake = WakeList::new(&self.parker);
+        let granted = self.lock_tree(0).settle(node, &mut wake);
+        wake.wake_all();
+        wait_unlinked(&self.parker, node);
+        granted
+    }
+
+    /// Releases what `hold` holds.
     #[inline]
-    fn release(&self, node: Node) {
-        match node {
-            Node::Empty => {}
-            Node::Alone => self.leave_alone(),
-            Node::Tree(id) => self.leave(id),
+    fn release(&self, hold: &Hold) {
+        match hold.place() {
+            Place::Empty => {}
+            Place::Slot(i) => self.release_slot(i, hold.start),
+            Place::Tree(seq) => self.leave(hold.start, seq),
         }
     }
 
-    /// Removes request `id` and wakes whoever it was the last blocker of.
-    fn leave(&self, id: NodeId) {
-        let woke = self.lock_tree().leave(id);
-        if woke {
-            self.parker.wake(self.key());
+    /// Removes request `seq` from the tree and wakes whoever it was the last blocker of.
+    #[inline(never)]
+    fn leave(&self, start: u64, seq: u64) {
+        let mut wake = WakeList::new(&self.parker);
+        self.lock_tree(0).leave_one(start, seq, &mut wake);
+        wake.wake_all();
+    }
+
+    /// Turns the write request of `hold` into a read request.
+    fn downgrade_hold(&self, hold: &Hold) {
+        match hold.place() {
+            Place::Empty => {}
+            Place::Slot(i) => self.downgrade_slot(i, hold.start, hold.last),
+            Place::Tree(seq) => {
+                let part = Part {
+                    start: hold.start,
+                    last: hold.last,
+                    mode: Mode::Write,
+                };
+                let mut wake = WakeList::new(&self.parker);
+                self.lock_tree(0).downgrade(part, seq, &mut wake);
+                wake.wake_all();
+            }
+        }
+    }
+}
+
+/// A queued request whose thread may unwind before it is granted: dropping it settles the
+/// request (and releases it if it was granted meanwhile).
+struct Pending<'a> {
+    lock: &'a RangeRwLock,
+    node: &'a WaitNode,
+    parts: &'a [Part],
+    seq: u64,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.lock.give_up(self.node) {
+            let mut wake = WakeList::new(&self.lock.parker);
+            self.lock
+                .lock_tree(0)
+                .leave(self.parts, self.seq, &mut wake);
+            wake.wake_all();
         }
     }
 }
@@ -491,10 +630,11 @@ impl Default for RangeRwLock {
 
 impl fmt::Debug for RangeRwLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock_tree();
+        // A snapshot first: nothing is formatted while the lock's state is held.
+        let (requests, waiting) = self.census();
         f.debug_struct("RangeRwLock")
-            .field("requests", &state.tree.len())
-            .field("waiting", &state.waiting)
+            .field("requests", &requests)
+            .field("waiting", &waiting)
             .finish()
     }
 }

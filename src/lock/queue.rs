@@ -1,15 +1,27 @@
-//! The FIFO accounting: every request, granted or waiting, is a node of one interval tree, and
-//! counts the conflicting requests ahead of it.
+//! The FIFO accounting, after Jan Kara's and Davidlohr Bueso's Linux range locks.
+//!
+//! Every request, granted or waiting, has one entry per range in one interval tree. A request
+//! counts the conflicting entries already in the tree (a reader counts overlapping writers, a
+//! writer every overlapping entry), inserts its own and waits until that count is zero. When a
+//! request leaves (released, given up or cancelled) it decrements the count of every later
+//! conflicting entry that overlaps its own, and wakes the requests that reach zero. FIFO among
+//! conflicting requests, with no stealing, follows from counting only the entries ahead.
+//!
+//! Barging locks (`RangeRwLock::barging`) add one rule: a request whose every conflict is a
+//! waiting request that nobody holds yet, none of which has waited its hand-off deadline,
+//! passes them all. It takes the queue position just ahead of the oldest one it passes (an odd
+//! `prio`; arrivals have even ones), and each of them counts it.
 
-use core::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crate::sync::Waiter;
-use crate::tree::{IntervalTree, NodeId};
+use super::wait::{NodeRef, WaitNode, WakeList, WAITING};
+use super::SLOTS;
+use crate::tree::IntervalTree;
 
 /// Shared (read) or exclusive (write).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Mode {
+    #[default]
     Read,
     Write,
 }
@@ -21,234 +33,398 @@ impl Mode {
     }
 }
 
-/// The address of a queued request's [`Waiter`], on the waiting thread's stack.
-pub(crate) struct WaiterRef(NonNull<Waiter>);
-
-// SAFETY: the pointer is only dereferenced under the lock's internal mutex (`State::unblock`),
-// from whichever thread holds it; the pointee is an atomic flag.
-unsafe impl Send for WaiterRef {}
-
-/// One request in the tree.
-pub(crate) struct Request {
-    /// Queue position: a request counts the conflicting requests of lower `prio`. Arrivals get
-    /// even positions in arrival order (`2 * seq + 2`, where `seq` is also the tree's tie-break
-    /// between equal starts); a request that barges in takes the odd position just ahead of
-    /// the oldest request it passes (see `State::enqueue`). Two requests that pass the same one
-    /// cannot conflict, since the second would have to pass the first, which holds the lock.
-    pub(crate) prio: u64,
+/// One range of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) start: u64,
+    pub(crate) last: u64,
     pub(crate) mode: Mode,
-    /// Conflicting overlapping requests ahead of it (lower `prio`) that have not left.
-    pub(crate) blocking: usize,
-    /// Its thread holds the lock. Under strict FIFO that is the moment `blocking` reaches
-    /// zero; when barging is allowed, the woken thread claims it under the mutex, and until
-    /// then a running thread may pass it.
-    pub(crate) claimed: bool,
-    /// The waiting thread's flag, while the request waits; `None` once claimed.
-    pub(crate) waiter: Option<WaiterRef>,
-    /// If barging is allowed: until when other requests may pass it (it began to wait, plus
-    /// the hand-off deadline).
-    pub(crate) passable_until: Option<Instant>,
 }
 
-/// Barging (opt-in): a request may pass waiting requests that nobody holds yet, if none of
-/// them has waited longer than `handoff`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Barging {
-    pub(crate) now: Instant,
-    pub(crate) handoff: Duration,
+/// One entry of a request in the tree, keyed by `(start, seq)`: 16 bytes, since leaves move
+/// entries around on every insert and remove.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Entry {
+    /// The queue position (`PRIO`), the mode (`WRITE`) and whether the request has more than
+    /// one entry, a set of ranges (`MULTI`).
+    ///
+    /// Queue position: an entry counts the conflicting entries of lower position. Arrivals get
+    /// `2 * seq + 2`; a barging request the odd position just ahead of the oldest it passes.
+    /// Two requests that pass the same one do not conflict (the second would have to pass the
+    /// first, which holds the lock), so equal odd positions never need ordering.
+    bits: u64,
+    /// The waiting request's node; `None` once its thread holds the request.
+    pub(crate) node: Option<NodeRef>,
 }
 
-/// The state behind the internal mutex: every request, granted or waiting, in one tree.
-pub(crate) struct State {
-    pub(crate) tree: IntervalTree<Request>,
-    pub(crate) next_seq: u64,
-    /// Requests with `blocking > 0`.
-    pub(crate) waiting: usize,
-    /// The node of the request that held the lock alone, once a later request moved it into
-    /// the tree and until it leaves.
-    pub(crate) moved: Option<NodeId>,
+const WRITE: u64 = 1 << 62;
+const MULTI: u64 = 1 << 63;
+const PRIO: u64 = WRITE - 1;
+
+impl Entry {
+    fn new(prio: u64, mode: Mode, multi: bool, node: Option<NodeRef>) -> Entry {
+        assert!(prio <= PRIO, "range lock: queue positions exhausted");
+        let mode = if mode == Mode::Write { WRITE } else { 0 };
+        let multi = if multi { MULTI } else { 0 };
+        Entry {
+            bits: prio | mode | multi,
+            node,
+        }
+    }
+
+    pub(crate) fn prio(&self) -> u64 {
+        self.bits & PRIO
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        if self.bits & WRITE != 0 {
+            Mode::Write
+        } else {
+            Mode::Read
+        }
+    }
+
+    fn multi(&self) -> bool {
+        self.bits & MULTI != 0
+    }
+
+    fn set_read(&mut self) {
+        self.bits &= !WRITE;
+    }
 }
 
 /// What a queued request was told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Queued {
-    pub(crate) id: NodeId,
+    /// The tie-break of its entries' keys.
+    pub(crate) seq: u64,
     pub(crate) granted: bool,
 }
 
+/// The state behind the internal mutex.
+pub(crate) struct State {
+    pub(crate) tree: IntervalTree<Entry>,
+    next_seq: u64,
+    /// Requests (not entries) in the tree.
+    pub(crate) requests: usize,
+    /// Requests whose count is above zero.
+    pub(crate) waiting: usize,
+    /// `Some`: barging is allowed, with this hand-off deadline.
+    handoff: Option<Duration>,
+    /// The `seq` of each fast-path holder that was moved into the tree.
+    pub(crate) moved: [u64; SLOTS],
+    /// Tests set the time that barging decisions see.
+    #[cfg(test)]
+    pub(crate) clock: Option<Instant>,
+}
+
 impl State {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new(handoff: Option<Duration>) -> Self {
         State {
             tree: IntervalTree::new(),
             next_seq: 0,
+            requests: 0,
             waiting: 0,
-            moved: None,
+            handoff,
+            moved: [0; SLOTS],
+            #[cfg(test)]
+            clock: None,
         }
     }
 
-    /// Queues a request for `[start, last]`. With `try_only`, a request that would have to wait
-    /// is not queued (`None`). `waiter` is kept only if the request waits. With `barging`, a
-    /// request whose every conflict is a waiting request (none claimed, none older than the
-    /// hand-off deadline) passes them all and is granted at once.
-    pub(super) fn enqueue(
+    /// Makes room for `entries` inserts, before anything changes (see `IntervalTree::reserve`).
+    pub(crate) fn reserve(&mut self, entries: usize) {
+        self.tree.reserve(entries);
+    }
+
+    /// Inserts a request that already holds `part` (a fast-path holder being moved); returns
+    /// its `seq`. It is granted, so it must conflict with nothing in the tree.
+    pub(crate) fn insert_held(&mut self, part: Part) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Entry::new(2 * seq + 2, part.mode, false, None);
+        self.tree.insert(part.start, seq, part.last, entry);
+        self.requests += 1;
+        seq
+    }
+
+    /// Queues a request for `parts` (disjoint, sorted). With `try_only`, a request that would
+    /// have to wait is not queued (`None`). `node` is used only if the request waits, and must
+    /// then be given.
+    pub(crate) fn enqueue(
         &mut self,
-        start: u64,
-        last: u64,
-        mode: Mode,
-        waiter: Option<&Waiter>,
+        parts: &[Part],
+        node: Option<&WaitNode>,
         try_only: bool,
-        barging: Option<Barging>,
     ) -> Option<Queued> {
+        debug_assert!(!parts.is_empty());
+        let handoff = self.handoff;
+        // The clock is read only if it matters: when a barging request meets a waiter.
+        let mut now = None;
+        #[cfg(test)]
+        let clock = self.clock;
+        let read_clock = || {
+            #[cfg(test)]
+            if let Some(now) = clock {
+                return now;
+            }
+            Instant::now()
+        };
+        let mut blocking = 0;
+        let mut passable = handoff.is_some();
+        let mut ahead = u64::MAX;
+        for part in parts {
+            self.tree
+                .for_each_overlap(part.start, part.last, |_, _, _, entry| {
+                    if !part.mode.conflicts(entry.mode()) {
+                        return true;
+                    }
+                    blocking += 1;
+                    if passable {
+                        passable = entry.node.is_some_and(|node| {
+                            // SAFETY: under the mutex, and the entry is queued.
+                            let until = unsafe { node.get() }.passable_until();
+                            let now = *now.get_or_insert_with(read_clock);
+                            until.is_some_and(|until| now < until)
+                        });
+                        ahead = ahead.min(entry.prio());
+                    }
+                    // A strict try stops at the first conflict.
+                    passable || !try_only
+                });
+            if try_only && blocking > 0 && !passable {
+                return None;
+            }
+        }
         let seq = self.next_seq;
         let mut prio = 2 * seq + 2;
-        let blocking = if try_only && barging.is_none() {
-            let conflict = self
-                .tree
-                .any_overlap(start, last, |r: &Request| mode.conflicts(r.mode));
-            if conflict {
-                return None;
+        if blocking > 0 && passable {
+            // Barge: just ahead of the oldest request passed. Each of them counts this one.
+            prio = ahead - 1;
+            let waiting = &mut self.waiting;
+            for part in parts {
+                self.tree
+                    .for_each_overlap(part.start, part.last, |_, _, _, entry| {
+                        if part.mode.conflicts(entry.mode()) {
+                            // SAFETY: every conflicting entry waits (that is why it could be
+                            // passed), so its node is alive; we hold the mutex.
+                            let node = unsafe { entry.node.expect("a passed request").get() };
+                            let count = node.blocking();
+                            *waiting += usize::from(count == 0);
+                            node.set_blocking(count + 1);
+                        }
+                        true
+                    });
             }
-            0
-        } else {
-            let (mut passable, mut ahead) = (barging.is_some(), u64::MAX);
-            let mut blocking = 0;
-            self.tree.for_each_overlap(start, last, |r| {
-                blocking += usize::from(mode.conflicts(r.mode));
-                if mode.conflicts(r.mode) {
-                    ahead = ahead.min(r.prio);
-                    passable &= !r.claimed
-                        && barging
-                            .is_some_and(|b| r.passable_until.is_some_and(|until| b.now < until));
-                }
-            });
-            if blocking > 0 && passable {
-                // Take the place just ahead of the oldest request passed: each of them now
-                // counts this one, and this one counts nobody.
-                prio = ahead - 1;
-                let waiting = &mut self.waiting;
-                self.tree.for_each_overlap(start, last, |r| {
-                    if mode.conflicts(r.mode) {
-                        r.blocking += 1;
-                        *waiting += usize::from(r.blocking == 1);
-                    }
-                });
-                0
-            } else if blocking > 0 && try_only {
-                return None;
-            } else {
-                blocking
-            }
-        };
+            blocking = 0;
+        }
         self.next_seq += 1;
-        let waiter = if blocking > 0 {
+        let node = if blocking > 0 {
+            let node = node.expect("a request that waits has a node");
+            let passable_until = handoff.map(|handoff| {
+                let now = *now.get_or_insert_with(read_clock);
+                now + handoff
+            });
+            node.prepare(seq, parts, passable_until);
+            node.set_blocking(blocking);
             self.waiting += 1;
-            waiter.map(|w| WaiterRef(NonNull::from(w)))
+            Some(NodeRef::new(node))
         } else {
             None
         };
-        let request = Request {
-            prio,
-            mode,
-            blocking,
-            claimed: blocking == 0,
-            waiter,
-            passable_until: barging.filter(|_| blocking > 0).map(|b| b.now + b.handoff),
-        };
-        let id = self.tree.insert(start, last, seq, request);
+        let multi = parts.len() > 1;
+        for part in parts {
+            let entry = Entry::new(prio, part.mode, multi, node);
+            self.tree.insert(part.start, seq, part.last, entry);
+        }
+        self.requests += 1;
         Some(Queued {
-            id,
+            seq,
             granted: blocking == 0,
         })
     }
 
-    /// Claims request `id` for its woken thread if nothing is ahead of it any more; otherwise
-    /// (a barging request passed it) clears its flag so that it can wait again.
-    pub(super) fn claim(&mut self, id: NodeId, waiter: &Waiter) -> bool {
-        let request = self.tree.get_mut(id);
-        if request.blocking == 0 {
-            request.claimed = true;
-            request.waiter = None;
+    /// Removes request `seq` (its ranges are `parts`), granted or not, and un-counts it from
+    /// every later conflicting entry. Requests that become free are linked into `wake`.
+    pub(crate) fn leave(&mut self, parts: &[Part], seq: u64, wake: &mut WakeList<'_>) {
+        for (i, part) in parts.iter().enumerate() {
+            self.remove_entry(part.start, seq, i == 0, wake);
+        }
+        self.requests -= 1;
+        self.finish_grants(wake);
+    }
+
+    /// [`leave`](Self::leave) for a request with one range, starting at `start`.
+    pub(crate) fn leave_one(&mut self, start: u64, seq: u64, wake: &mut WakeList<'_>) {
+        self.remove_entry(start, seq, true, wake);
+        self.requests -= 1;
+        self.finish_grants(wake);
+    }
+
+    /// Removes entry `(start, seq)` and un-counts it; `first` for the request's first entry.
+    #[inline]
+    fn remove_entry(&mut self, start: u64, seq: u64, first: bool, wake: &mut WakeList<'_>) {
+        let (last, entry) = self
+            .tree
+            .remove(start, seq)
+            .expect("a request leaves the tree once");
+        let was_waiting = entry.node.is_some_and(|node| {
+            // SAFETY: the request is its caller's own, so its node (if any) is alive.
+            unsafe { node.get() }.blocking() > 0
+        });
+        if first && was_waiting {
+            self.waiting -= 1;
+        }
+        self.unblock(start, last, entry, wake);
+    }
+
+    /// Turns granted write request `seq`'s entry at `part` into a read entry, un-counting it
+    /// from every later overlapping reader.
+    pub(crate) fn downgrade(&mut self, part: Part, seq: u64, wake: &mut WakeList<'_>) {
+        let entry = self
+            .tree
+            .get_mut(part.start, seq)
+            .expect("a downgraded request is queued");
+        assert!(
+            entry.mode() == Mode::Write && entry.node.is_none(),
+            "downgrade of a request that is not a granted writer"
+        );
+        let was = *entry;
+        entry.set_read();
+        // Only the readers behind it counted it as a conflict it no longer is.
+        self.unblock_where(part.start, part.last, was, |e| e.mode() == Mode::Read, wake);
+        self.finish_grants(wake);
+    }
+
+    /// Un-counts entry `gone` at `[start, last]` from every later conflicting entry.
+    fn unblock(&mut self, start: u64, last: u64, gone: Entry, wake: &mut WakeList<'_>) {
+        self.unblock_where(start, last, gone, |_| true, wake);
+    }
+
+    fn unblock_where(
+        &mut self,
+        start: u64,
+        last: u64,
+        gone: Entry,
+        counted: impl Fn(&Entry) -> bool,
+        wake: &mut WakeList<'_>,
+    ) {
+        if self.waiting == 0 {
+            return; // nobody counts anything
+        }
+        let barging = self.handoff.is_some();
+        let waiting = &mut self.waiting;
+        self.tree.for_each_overlap(start, last, |_, _, _, entry| {
+            if entry.prio() <= gone.prio()
+                || !gone.mode().conflicts(entry.mode())
+                || !counted(entry)
+            {
+                return true;
+            }
+            let Some(node_ref) = entry.node else {
+                debug_assert!(false, "a granted entry behind a conflict");
+                return true;
+            };
+            // SAFETY: under the mutex, and the entry is queued.
+            let node = unsafe { node_ref.get() };
+            let count = node.blocking();
+            debug_assert!(count > 0, "a later conflicting request did not count us");
+            node.set_blocking(count - 1);
+            if count == 1 {
+                *waiting -= 1;
+                if barging {
+                    // Its thread claims it when it runs, unless it is passed first. A node
+                    // already notified (or linked by someone else) will look anyway.
+                    if node.state() == WAITING {
+                        wake.link(node, true);
+                    }
+                } else {
+                    if !entry.multi() {
+                        entry.node = None;
+                    }
+                    wake.link(node, false);
+                }
+            }
+            true
+        });
+    }
+
+    /// Marks the entries of every granted request with several ranges as held (single-range
+    /// requests were marked during the walk that granted them).
+    fn finish_grants(&mut self, wake: &WakeList<'_>) {
+        if self.handoff.is_some() || wake.is_empty() {
+            return; // barging: woken requests claim their entries themselves
+        }
+        for node in wake.iter() {
+            if node.parts().len() > 1 {
+                self.hold(node);
+            }
+        }
+    }
+
+    /// Marks every entry of `node`'s request as held by its thread.
+    fn hold(&mut self, node: &WaitNode) {
+        let seq = node.seq();
+        for part in node.parts() {
+            let entry = self
+                .tree
+                .get_mut(part.start, seq)
+                .expect("a granted request is queued");
+            entry.node = None;
+        }
+    }
+
+    /// Barging locks: the woken thread of `node` claims its request, if nothing is ahead of it
+    /// any more; otherwise (a running request passed it) it is set to wait again.
+    pub(crate) fn claim(&mut self, node: &WaitNode) -> bool {
+        if node.blocking() == 0 {
+            self.hold(node);
             true
         } else {
-            waiter.reset();
+            node.rewait();
             false
         }
     }
 
-    /// Whether request `id` has been granted.
-    pub(crate) fn is_granted(&self, id: NodeId) -> bool {
-        self.tree.get(id).claimed
-    }
-
-    /// Removes request `id`, granted or not, and un-counts it from every later conflicting
-    /// request. Returns whether any request became granted (and so must be woken).
-    pub(crate) fn leave(&mut self, id: NodeId) -> bool {
-        let (start, last, gone) = self.tree.remove(id);
-        if gone.blocking > 0 {
-            self.waiting -= 1;
-        }
-        self.unblock(start, last, |r| {
-            r.prio > gone.prio && gone.mode.conflicts(r.mode)
-        })
-    }
-
-    /// Turns granted write request `id` into a read request, un-counting it from every later
-    /// overlapping reader. Returns whether any request became granted.
-    pub(crate) fn downgrade(&mut self, id: NodeId) -> bool {
-        let (start, last) = self.tree.span(id);
-        let request = self.tree.get_mut(id);
-        assert!(
-            request.mode == Mode::Write && request.claimed,
-            "downgrade of a request that is not a granted writer"
-        );
-        request.mode = Mode::Read;
-        let prio = request.prio;
-        self.unblock(start, last, |r| r.prio > prio && r.mode == Mode::Read)
-    }
-
-    /// Decrements `blocking` of every request overlapping `[start, last]` that `counted`
-    /// selects, granting those that reach zero.
-    pub(super) fn unblock(
-        &mut self,
-        start: u64,
-        last: u64,
-        counted: impl Fn(&Request) -> bool,
-    ) -> bool {
-        let waiting = &mut self.waiting;
-        let mut granted = false;
-        self.tree.for_each_overlap(start, last, |r| {
-            if counted(r) {
-                debug_assert!(
-                    r.blocking > 0,
-                    "a later conflicting request did not count us"
-                );
-                r.blocking -= 1;
-                if r.blocking == 0 {
-                    *waiting -= 1;
-                    granted = true;
-                    // Under strict FIFO the request is its thread's from now on; if barging is
-                    // allowed, the thread claims it when it runs (`claim`), unless it is passed.
-                    r.claimed = r.passable_until.is_none();
-                    let waiter = if r.claimed {
-                        r.waiter.take()
-                    } else {
-                        r.waiter.as_ref().map(|w| WaiterRef(w.0))
-                    };
-                    if let Some(WaiterRef(waiter)) = waiter {
-                        // SAFETY: a request's waiter is on the stack of the thread that queued
-                        // it, which stays in `RangeRwLock::acquire` until it either claims the
-                        // request or removes it, both under this mutex, which we hold. The
-                        // request is still queued and unclaimed, so that thread has not left.
-                        unsafe { waiter.as_ref() }.grant();
-                    }
-                }
+    /// Settles a waiting request whose owner stops waiting (a timeout, a dropped future): if it
+    /// was granted (or, barging, is free to claim), it is held and `true` is returned; otherwise
+    /// it leaves the queue. Either way the caller must then wait out a linked node.
+    pub(crate) fn settle(&mut self, node: &WaitNode, wake: &mut WakeList<'_>) -> bool {
+        if node.blocking() == 0 {
+            if self.handoff.is_some() {
+                self.hold(node);
             }
-        });
-        granted
+            return true;
+        }
+        self.leave(node.parts(), node.seq(), wake);
+        false
     }
 
     /// Whether any granted request overlaps `[start, last]`.
-    pub(super) fn is_locked(&self, start: u64, last: u64) -> bool {
-        self.tree.any_overlap(start, last, |r| r.claimed)
+    pub(crate) fn is_locked(&self, start: u64, last: u64) -> bool {
+        self.tree
+            .any_overlap(start, last, |entry| entry.node.is_none())
+    }
+
+    /// Whether entry `(start, seq)` is held by its request's thread; for tests.
+    #[cfg(test)]
+    pub(crate) fn is_held(&self, start: u64, seq: u64) -> bool {
+        let (_, entry) = self.tree.get(start, seq).expect("a queued entry");
+        entry.node.is_none()
+    }
+
+    /// The queue position of entry `(start, seq)`; for tests.
+    #[cfg(test)]
+    pub(crate) fn prio(&self, start: u64, seq: u64) -> u64 {
+        self.tree.get(start, seq).expect("a queued entry").1.prio()
+    }
+
+    /// Frees memory after a burst (see `IntervalTree::trim`).
+    #[inline]
+    pub(crate) fn trim(&mut self) {
+        self.tree.trim();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! Waiting: the node a waiting request owns, the wake list a releasing thread builds, and the
+//! hand-off between them.
+//!
+//! A request that has to wait owns a [`WaitNode`] (on its thread's stack, or inside its pinned
+//! future), and its entries in the tree point at it. Under the lock's internal mutex, a thread
+//! that removes the last conflict ahead of a request *links* the node into its own
+//! [`WakeList`] (state `LINKED_*`). After dropping the mutex it walks the list: for each node
+//! it takes what it needs to wake the owner (a task's `Waker`, or the node's address as a
+//! parking key), stores the final state (`GRANTED`, or `NOTIFIED` for barging locks) and only
+//! then wakes. From that store on the node may be gone, so nothing touches it after.
+//!
+//! The owner, in turn, never frees a linked node: if it stops waiting for any reason of its
+//! own (a timeout, a cancelled future), it first waits out the `LINKED_*` state, which lasts
+//! only as long as the releasing thread takes to reach the node in its list.
+
+use core::marker::PhantomPinned;
+use core::ptr::NonNull;
+use core::task::Waker;
+use std::time::Instant;
+
+use intrusive_collections::singly_linked_list::AtomicLink;
+use intrusive_collections::{intrusive_adapter, SinglyLinkedList, UnsafeRef};
+
+use super::queue::Part;
+use crate::sync::{AtomicU8, HintUsize, Ordering, Parker, UnsafeCell};
+
+/// Queued, waiting for the conflicting requests ahead of it.
+pub(crate) const WAITING: u8 = 0;
+/// In a releasing thread's wake list, to be granted: that thread owns the waker.
+pub(crate) const LINKED_GRANT: u8 = 1;
+/// In a releasing thread's wake list, to be notified (barging locks).
+pub(crate) const LINKED_NOTIFY: u8 = 2;
+/// Granted: the request holds its ranges (strict FIFO).
+pub(crate) const GRANTED: u8 = 3;
+/// Nothing was ahead when it was notified: its owner claims it under the internal mutex, unless
+/// a running request passed it in the meantime (barging locks).
+pub(crate) const NOTIFIED: u8 = 4;
+
+/// What a waiting request's entries point at.
+pub(crate) struct WaitNode {
+    link: AtomicLink,
+    state: AtomicU8,
+    /// Conflicting entries ahead of the request's entries. Changed only under the internal
+    /// mutex; read without it as a hint (how close the request is to the head of its queue).
+    blocking: HintUsize,
+    /// Set under the mutex when the request is queued, read under the mutex after.
+    fixed: UnsafeCell<Fixed>,
+    /// A task's waker. Under the mutex while `WAITING`; the releasing thread's while linked.
+    waker: UnsafeCell<Option<Waker>>,
+    /// Entries point here: the node must not move while queued.
+    _pinned: PhantomPinned,
+}
+
+/// A waiting request's identity.
+pub(crate) struct Fixed {
+    /// Its queue key (tie-break of its entries).
+    pub(crate) seq: u64,
+    /// Its ranges, owned by whoever owns the node and alive as long as it.
+    pub(crate) parts: *const [Part],
+    /// Barging locks: until when other requests may pass it.
+    pub(crate) passable_until: Option<Instant>,
+}
+
+// SAFETY: `fixed` and `waker` are accessed only under the lock's internal mutex, or by the one
+// thread that holds the node in its wake list (see the module docs); `parts` points at data
+// that is `Sync` (plain integers) and lives as long as the node; the rest are atomics.
+unsafe impl Sync for WaitNode {}
+// SAFETY: as above; a node moves between threads only inside a future, before it is queued.
+unsafe impl Send for WaitNode {}
+
+impl WaitNode {
+    pub(crate) fn new() -> Self {
+        WaitNode {
+            link: AtomicLink::new(),
+            state: AtomicU8::new(WAITING),
+            blocking: HintUsize::new(0),
+            fixed: UnsafeCell::new(Fixed {
+                seq: 0,
+                parts: core::ptr::slice_from_raw_parts(core::ptr::null(), 0),
+                passable_until: None,
+            }),
+            waker: UnsafeCell::new(None),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// The parking key of the thread that owns this node: its address.
+    pub(crate) fn key(&self) -> usize {
+        self as *const WaitNode as usize
+    }
+
+    pub(crate) fn state(&self) -> u8 {
+        // Acquire: a `GRANTED` read here sees everything the releasing thread did before.
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Under the internal mutex: back to `WAITING` after a notification that came too late.
+    pub(crate) fn rewait(&self) {
+        debug_assert_eq!(self.state.load(Ordering::Relaxed), NOTIFIED);
+        self.state.store(WAITING, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_linked_or_waiting(&self) -> bool {
+        matches!(self.state(), WAITING | LINKED_GRANT | LINKED_NOTIFY)
+    }
+
+    /// Conflicting entries ahead (a hint outside the internal mutex).
+    pub(crate) fn blocking(&self) -> usize {
+        self.blocking.load(Ordering::Relaxed)
+    }
+
+    /// Under the internal mutex.
+    pub(crate) fn set_blocking(&self, n: usize) {
+        self.blocking.store(n, Ordering::Relaxed);
+    }
+
+    /// Under the internal mutex, before the node's entries go into the tree.
+    pub(crate) fn prepare(&self, seq: u64, parts: &[Part], passable_until: Option<Instant>) {
+        // SAFETY: under the internal mutex, and the node is not queued yet: nobody else looks.
+        self.fixed.with_mut(|f| unsafe {
+            *f = Fixed {
+                seq,
+                parts,
+                passable_until,
+            }
+        });
+    }
+
+    /// Under the internal mutex, while the node is queued.
+    pub(crate) fn seq(&self) -> u64 {
+        // SAFETY: `fixed` is written only under the mutex, before the node is queued.
+        self.fixed.with(|f| unsafe { (*f).seq })
+    }
+
+    /// Under the internal mutex, while the node is queued: its ranges.
+    pub(crate) fn parts(&self) -> &[Part] {
+        // SAFETY: `parts` was set from a slice that lives as long as the node (see `Fixed`).
+        self.fixed.with(|f| unsafe { &*(*f).parts })
+    }
+
+    /// Under the internal mutex, while the node is queued.
+    pub(crate) fn passable_until(&self) -> Option<Instant> {
+        // SAFETY: `fixed` is written only under the mutex, before the node is queued.
+        self.fixed.with(|f| unsafe { (*f).passable_until })
+    }
+}
+
+/// A node in the tree: the pointer that entries of a waiting request hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodeRef(NonNull<WaitNode>);
+
+// SAFETY: a `NodeRef` is only dereferenced under the internal mutex (or by the thread that
+// linked it), while the node's owner keeps it alive (it removes or claims its entries under the
+// mutex before it lets the node go); `WaitNode` is `Sync`.
+unsafe impl Send for NodeRef {}
+
+impl NodeRef {
+    pub(crate) fn new(node: &WaitNode) -> Self {
+        NodeRef(NonNull::from(node))
+    }
+
+    /// The node.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the internal mutex and the node's entries are still in the tree (or
+    /// the node is in the caller's wake list): then its owner has not let it go.
+    pub(crate) unsafe fn get<'a>(self) -> &'a WaitNode {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+intrusive_adapter!(pub(crate) WakeAdapter = UnsafeRef<WaitNode>: WaitNode { link => AtomicLink });
+
+/// Nodes granted or notified under the internal mutex, to be woken after it is dropped: by
+/// [`wake_all`](Self::wake_all), or when the list is dropped (also while unwinding, so that no
+/// granted request is left asleep).
+pub(crate) struct WakeList<'a> {
+    list: SinglyLinkedList<WakeAdapter>,
+    parker: &'a Parker,
+}
+
+impl<'a> WakeList<'a> {
+    pub(crate) fn new(parker: &'a Parker) -> Self {
+        WakeList {
+            list: SinglyLinkedList::new(WakeAdapter::new()),
+            parker,
+        }
+    }
+
+    /// Under the internal mutex: links `node` (which must be `WAITING`) to be granted, or, with
+    /// `notify`, to be told that nothing is ahead of it any more.
+    pub(crate) fn link(&mut self, node: &WaitNode, notify: bool) {
+        debug_assert_eq!(node.state.load(Ordering::Relaxed), WAITING);
+        let linked = if notify { LINKED_NOTIFY } else { LINKED_GRANT };
+        node.state.store(linked, Ordering::Relaxed);
+        // SAFETY: the node stays alive while linked: its owner waits out `LINKED_*` before it
+        // lets the node go (module docs), and only this list links it (it was `WAITING`).
+        self.list.push_front(unsafe { UnsafeRef::from_raw(node) });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The linked nodes, under the internal mutex.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &WaitNode> {
+        self.list.iter()
+    }
+
+    /// After the internal mutex is dropped: hands every node its final state and wakes its
+    /// owner.
+    pub(crate) fn wake_all(self) {
+        drop(self);
+    }
+}
+
+impl Drop for WakeList<'_> {
+    fn drop(&mut self) {
+        while let Some(node) = self.list.pop_front() {
+            let node: &WaitNode = &node;
+            let final_state = match node.state() {
+                LINKED_GRANT => GRANTED,
+                _ => NOTIFIED,
+            };
+            // SAFETY: while linked, the waker is this thread's alone (module docs).
+            let waker = node.waker.with_mut(|w| unsafe { (*w).take() });
+            let key = node.key();
+            // Release: the owner sees the grant, and everything before it, with `state()`.
+            // From here on the node may be freed: only `waker` and `key` are used.
+            node.state.store(final_state, Ordering::Release);
+            match waker {
+                Some(waker) => waker.wake(),
+                None => self.parker.unpark_one(key),
+            }
+            // An owner may also wait for the node to be let go (`wait_unlinked`).
+            self.parker.done(key);
+        }
+    }
+}
+
+/// Waits until `node` is not in anybody's wake list, so that its owner may let it go.
+pub(crate) fn wait_unlinked(parker: &Parker, node: &WaitNode) {
+    let linked = || matches!(node.state(), LINKED_GRANT | LINKED_NOTIFY);
+    let mut spins = 0;
+    while linked() {
+        parker.wait_while(node.key(), linked, &mut spins);
+    }
+}
