@@ -129,9 +129,11 @@ impl<V: Copy + Default> IntervalTree<V> {
     /// If the memory cannot be had (before anything in the tree changes).
     pub(crate) fn reserve(&mut self, inserts: usize) {
         // An insert may split one node per level and add a root: one leaf and `height + 1`
-        // inner nodes at most, and the height grows by at most one per insert.
+        // inner nodes at most. The root splits again only after its two halves gained
+        // `B - 2` children, each a split of at least `B / 2` inserts, so `k` inserts raise the
+        // height by at most `1 + k / 64`.
         let leaves = inserts + usize::from(self.root == NIL);
-        let inners = inserts * (self.height + 1 + inserts);
+        let inners = inserts * (self.height + 2 + inserts / 64);
         let spare_leaves = self.free_leaves + (self.leaves.capacity() - self.leaves.len());
         let spare_inners = self.free_inners + (self.inners.capacity() - self.inners.len());
         if spare_leaves < leaves || spare_inners < inners {

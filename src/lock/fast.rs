@@ -9,8 +9,9 @@
 //! A request that conflicts with a holder, or finds every slot taken, switches the lock to the
 //! tree (`TREE`): under the internal mutex it moves every slot holder into the tree as a granted
 //! request that arrived first, and queues itself behind them. A slot holder that finds `TREE`
-//! when it releases does so through the tree. When the tree empties, the lock goes back to the
-//! fast path.
+//! when it releases does so through the tree. When nothing waits any more and at most
+//! [`SLOTS`] requests hold, the lock goes back to the fast path, moving those holders into the
+//! slots (`demote`); a guard whose request moved finds it under the mutex.
 //!
 //! Lock order: the internal mutex, then `LOCKED`. A thread that holds `LOCKED` never waits for
 //! anything, so `LOCKED` is held for a bounded handful of instructions.
@@ -28,8 +29,13 @@ const fn occupied(i: usize) -> u64 {
 }
 
 /// Slot `i`'s request is a writer.
-const fn writer(i: usize) -> u64 {
+pub(super) const fn writer(i: usize) -> u64 {
     1 << (SLOTS + i)
+}
+
+/// Both bits of slot `i`.
+pub(super) const fn slot_bits(i: usize) -> u64 {
+    occupied(i) | writer(i)
 }
 
 /// Every slot occupied.
@@ -220,22 +226,47 @@ impl RangeRwLock {
         }
     }
 
-    /// Releases slot `i`'s request after it was moved into the tree.
+    /// Releases slot `i`'s request after it was moved into the tree (it may be back in its
+    /// slot by the time the mutex is ours).
     #[cold]
     #[inline(never)]
     fn release_moved(&self, i: usize, start: u64) {
         let mut wake = WakeList::new(&self.parker);
         {
-            // The moved request is in the tree, so the lock stays in tree mode meanwhile.
-            let mut tree = self.lock_tree(0);
-            let seq = tree.moved[i];
-            tree.leave_one(start, seq, &mut wake);
-            // Only the mutex holder changes the word in tree mode.
-            let word = self.word.load(Ordering::Relaxed);
-            self.word
-                .store(word & !(occupied(i) | writer(i)), Ordering::Relaxed);
+            let mut tree = self.lock_state();
+            if self.word.load(Ordering::Relaxed) & TREE != 0 {
+                let seq = tree.moved[i];
+                let left = tree.leave_one(start, seq, &mut wake);
+                debug_assert!(left, "a moved slot holder is in the tree");
+            }
+            self.vacate(&mut tree, i);
         }
         wake.wake_all();
+    }
+
+    /// Under the internal mutex: slot `i`'s holder is gone, in either mode.
+    pub(super) fn vacate(&self, state: &mut State, i: usize) {
+        state.slot_seq[i] = NO_SEQ;
+        self.clear_slot_bits(slot_bits(i));
+    }
+
+    /// Under the internal mutex: clears `bits` in the word, in either mode.
+    pub(super) fn clear_slot_bits(&self, bits: u64) {
+        let word = self.word.load(Ordering::Relaxed);
+        if word & TREE != 0 {
+            // Only the mutex holder changes the word in tree mode.
+            self.word.store(word & !bits, Ordering::Relaxed);
+        } else {
+            // Fast mode cannot switch while we hold the mutex.
+            let word = self.lock_slots().expect("fast mode under the mutex");
+            self.unlock_slots(word & !bits);
+        }
+    }
+
+    /// The slot of the request `seq` that was moved into the tree, if it came from one.
+    pub(super) fn moved_slot(&self, state: &State, seq: u64) -> Option<usize> {
+        let word = self.word.load(Ordering::Relaxed);
+        (0..SLOTS).find(|&i| word & TREE != 0 && word & occupied(i) != 0 && state.moved[i] == seq)
     }
 
     /// Turns slot `i`'s write request into a read request.
@@ -246,16 +277,17 @@ impl RangeRwLock {
             if word & TREE != 0 {
                 let mut wake = WakeList::new(&self.parker);
                 {
-                    let mut tree = self.lock_tree(0);
-                    let seq = tree.moved[i];
-                    let part = Part {
-                        start,
-                        last,
-                        mode: Mode::Write,
-                    };
-                    tree.downgrade(part, seq, &mut wake);
-                    let word = self.word.load(Ordering::Relaxed);
-                    self.word.store(word & !writer(i), Ordering::Relaxed);
+                    let mut tree = self.lock_state();
+                    if self.word.load(Ordering::Relaxed) & TREE != 0 {
+                        let seq = tree.moved[i];
+                        let part = Part {
+                            start,
+                            last,
+                            mode: Mode::Write,
+                        };
+                        tree.downgrade(part, seq, &mut wake);
+                    }
+                    self.clear_slot_bits(writer(i));
                 }
                 wake.wake_all();
                 return;
@@ -297,39 +329,92 @@ impl RangeRwLock {
         (word & TREE == 0).then_some((word & ALL_OCCUPIED).count_ones() as usize)
     }
 
+    /// Locks the internal mutex as the lock is, in either mode (for requests already queued
+    /// or held, which find themselves in the tree or, moved back, in a slot).
+    pub(super) fn lock_state(&self) -> Tree<'_> {
+        let mut guard = self.state.lock();
+        let handoff = self.handoff();
+        guard.get_or_insert_with(|| Box::new(State::new(handoff)));
+        Tree { lock: self, guard }
+    }
+
     /// Locks the internal mutex with the tree in charge, after reserving room for `inserts`
     /// entries (and the slot holders a switch may move): if the lock was in fast mode, every
     /// slot holder is moved into the tree first.
     pub(super) fn lock_tree(&self, inserts: usize) -> Tree<'_> {
-        let mut guard = self.state.lock();
-        let handoff = self.handoff();
-        let state = guard.get_or_insert_with(|| Box::new(State::new(handoff)));
+        let mut tree = self.lock_state();
         let word = self.word.load(Ordering::Acquire);
-        // Every fallible step comes first: after this nothing below allocates. (Leaving needs
-        // no room, and only a switch from fast mode moves slot holders in.)
-        if inserts > 0 || word & TREE == 0 {
-            state.reserve(inserts + SLOTS);
-        }
+        // Every fallible step comes first: after this nothing below allocates.
+        tree.reserve(inserts + SLOTS);
         if word & TREE == 0 {
+            let state: &mut State = &mut tree;
             if let Some(word) = self.lock_slots() {
                 for i in 0..SLOTS {
                     if word & occupied(i) != 0 {
                         // SAFETY: `lock_slots` gave us the table.
                         let (start, last) = unsafe { self.slot_range(i) };
                         let mode = Self::slot_mode(word, i);
-                        state.moved[i] = state.insert_held(Part { start, last, mode });
+                        // A holder that came from the tree keeps its key, which its guard has.
+                        let seq = state.slot_seq[i];
+                        let seq = (seq != NO_SEQ).then_some(seq);
+                        state.moved[i] = state.insert_held(Part { start, last, mode }, seq);
                     }
                 }
                 // Release: a slot holder that sees `TREE` finds itself in the tree.
                 self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS) | TREE);
             }
         }
-        Tree { lock: self, guard }
+        tree
+    }
+
+    /// Under the mutex in tree mode, with nothing waiting and at most [`SLOTS`] requests held:
+    /// moves them into the slots and switches to fast mode. Requests that came from slots go
+    /// back to theirs; the others take free ones, and `slot_seq` remembers them for their
+    /// guards.
+    fn demote(&self, state: &mut State) {
+        let word = self.word.load(Ordering::Relaxed);
+        let mut held = [(0, 0, 0, Mode::Read); SLOTS];
+        let mut n = 0;
+        let mut fits = true;
+        state
+            .tree
+            .for_each_overlap(0, u64::MAX, |start, last, seq, entry| {
+                fits = n < SLOTS && entry.node.is_none() && !entry.multi();
+                if fits {
+                    held[n] = (start, last, seq, entry.mode());
+                    n += 1;
+                }
+                fits
+            });
+        if !fits {
+            return; // a set, or a notified request not yet claimed (barging)
+        }
+        let mut new = word & (ALL_OCCUPIED | ALL_WRITERS);
+        for &(start, last, seq, mode) in &held[..n] {
+            let native = (0..SLOTS).any(|i| word & occupied(i) != 0 && state.moved[i] == seq);
+            if !native {
+                let j = (0..SLOTS)
+                    .find(|&j| new & occupied(j) == 0)
+                    .expect("a free slot: at most SLOTS requests hold");
+                // SAFETY: in tree mode, under the mutex, nobody else reads or writes a slot.
+                unsafe { self.slots[j].set((start, last)) };
+                new |= occupied(j) | if mode == Mode::Write { writer(j) } else { 0 };
+                state.slot_seq[j] = seq;
+            }
+            state.remove_held(start, seq);
+        }
+        // Release: the next fast-path request sees the slots and everything done under the
+        // mutex.
+        self.word.store(new, Ordering::Release);
     }
 }
 
-/// The internal state, locked, with the tree in charge of the lock. When it is dropped with no
-/// request left, the lock goes back to the fast path.
+/// `State::slot_seq` of a slot whose holder took it directly (or that is free). The entry is
+/// meaningful while the slot's bit is set, in either mode.
+pub(super) const NO_SEQ: u64 = u64::MAX;
+
+/// The internal state, locked. When it is dropped in tree mode with nothing waiting and few
+/// holders, the lock goes back to the fast path.
 pub(super) struct Tree<'a> {
     lock: &'a RangeRwLock,
     guard: MutexGuard<'a, Option<Box<State>>>,
@@ -339,7 +424,7 @@ impl Deref for Tree<'_> {
     type Target = State;
 
     fn deref(&self) -> &State {
-        self.guard.as_deref().expect("the tree exists in tree mode")
+        self.guard.as_deref().expect("the state exists once locked")
     }
 }
 
@@ -347,7 +432,7 @@ impl DerefMut for Tree<'_> {
     fn deref_mut(&mut self) -> &mut State {
         self.guard
             .as_deref_mut()
-            .expect("the tree exists in tree mode")
+            .expect("the state exists once locked")
     }
 }
 
@@ -356,14 +441,11 @@ impl Drop for Tree<'_> {
         let lock = self.lock;
         let state: &mut State = self;
         state.trim();
-        if state.requests == 0 {
-            debug_assert_eq!(
-                lock.word.load(Ordering::Relaxed),
-                TREE,
-                "an empty tree with slot holders still in it"
-            );
-            // Release: the next fast-path request sees everything done under the mutex.
-            lock.word.store(0, Ordering::Release);
+        if lock.word.load(Ordering::Relaxed) & TREE != 0
+            && state.waiting == 0
+            && state.requests <= SLOTS
+        {
+            lock.demote(state);
         }
     }
 }

@@ -80,7 +80,8 @@ impl Slot {
     /// # Safety
     ///
     /// The caller owns the slot table: it set `LOCKED` in the lock's word (with `Acquire`)
-    /// and has not cleared it.
+    /// and has not cleared it, or the lock is in tree mode and the caller holds the internal
+    /// mutex (then nobody else reads or writes a slot).
     unsafe fn get(&self) -> (u64, u64) {
         // SAFETY: the caller's contract: no other thread accesses a slot meanwhile.
         self.0.with(|range| unsafe { *range })
@@ -199,7 +200,7 @@ impl RangeRwLock {
     pub const fn new() -> Self {
         RangeRwLock {
             word: AtomicU64::new(0),
-            slots: [Slot::new(), Slot::new()],
+            slots: [const { Slot::new() }; SLOTS],
             state: Mutex::new(None),
             handoff_nanos: 0,
             parker: Parker::new(),
@@ -212,7 +213,7 @@ impl RangeRwLock {
     pub fn new() -> Self {
         RangeRwLock {
             word: AtomicU64::new(0),
-            slots: [Slot::new(), Slot::new()],
+            slots: core::array::from_fn(|_| Slot::new()),
             state: Mutex::new(None),
             handoff_nanos: 0,
             parker: Parker::new(),
@@ -528,7 +529,7 @@ impl RangeRwLock {
             match node.state() {
                 GRANTED => break,
                 NOTIFIED => {
-                    if self.lock_tree(0).claim(node) {
+                    if self.lock_state().claim(node) {
                         break;
                     }
                     continue;
@@ -558,7 +559,7 @@ impl RangeRwLock {
     /// (the owner now holds it), false if it left the queue.
     fn give_up(&self, node: &WaitNode) -> bool {
         let mut wake = WakeList::new(&self.parker);
-        let granted = self.lock_tree(0).settle(node, &mut wake);
+        let granted = self.lock_state().settle(node, &mut wake);
         wake.wake_all();
         wait_unlinked(&self.parker, node);
         granted
@@ -578,7 +579,19 @@ impl RangeRwLock {
     #[inline(never)]
     fn leave(&self, start: u64, seq: u64) {
         let mut wake = WakeList::new(&self.parker);
-        self.lock_tree(0).leave_one(start, seq, &mut wake);
+        {
+            let mut tree = self.lock_state();
+            if tree.leave_one(start, seq, &mut wake) {
+                // It may hold a slot bit too: it came from the tree to a slot, and back.
+                if let Some(i) = self.moved_slot(&tree, seq) {
+                    self.vacate(&mut tree, i);
+                }
+            } else {
+                // Moved to a slot when the queue drained.
+                let i = tree.slot_of(seq);
+                self.vacate(&mut tree, i);
+            }
+        }
         wake.wake_all();
     }
 
@@ -594,7 +607,17 @@ impl RangeRwLock {
                     mode: Mode::Write,
                 };
                 let mut wake = WakeList::new(&self.parker);
-                self.lock_tree(0).downgrade(part, seq, &mut wake);
+                {
+                    let mut tree = self.lock_state();
+                    if tree.downgrade(part, seq, &mut wake) {
+                        if let Some(i) = self.moved_slot(&tree, seq) {
+                            self.clear_slot_bits(fast::writer(i));
+                        }
+                    } else {
+                        let i = tree.slot_of(seq);
+                        self.clear_slot_bits(fast::writer(i));
+                    }
+                }
                 wake.wake_all();
             }
         }

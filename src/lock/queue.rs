@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::fast::NO_SEQ;
 use super::wait::{NodeRef, WaitNode, WakeList, WAITING};
 use super::SLOTS;
 use crate::tree::IntervalTree;
@@ -84,7 +85,7 @@ impl Entry {
         }
     }
 
-    fn multi(&self) -> bool {
+    pub(crate) fn multi(&self) -> bool {
         self.bits & MULTI != 0
     }
 
@@ -111,8 +112,11 @@ pub(crate) struct State {
     pub(crate) waiting: usize,
     /// `Some`: barging is allowed, with this hand-off deadline.
     handoff: Option<Duration>,
-    /// The `seq` of each fast-path holder that was moved into the tree.
+    /// In tree mode: the `seq` of each slot holder moved into the tree.
     pub(crate) moved: [u64; SLOTS],
+    /// In fast mode: for a slot whose holder came from the tree, its `seq` (which its guard
+    /// knows it by); `NO_SEQ` for a holder that took the slot directly.
+    pub(crate) slot_seq: [u64; SLOTS],
     /// Tests set the time that barging decisions see.
     #[cfg(test)]
     pub(crate) clock: Option<Instant>,
@@ -127,6 +131,7 @@ impl State {
             waiting: 0,
             handoff,
             moved: [0; SLOTS],
+            slot_seq: [NO_SEQ; SLOTS],
             #[cfg(test)]
             clock: None,
         }
@@ -137,11 +142,14 @@ impl State {
         self.tree.reserve(entries);
     }
 
-    /// Inserts a request that already holds `part` (a fast-path holder being moved); returns
-    /// its `seq`. It is granted, so it must conflict with nothing in the tree.
-    pub(crate) fn insert_held(&mut self, part: Part) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    /// Inserts a request that already holds `part` (a slot holder being moved), under `seq` if
+    /// it has one from an earlier stay in the tree; returns its `seq`. It holds, so it must
+    /// conflict with nothing in the tree.
+    pub(crate) fn insert_held(&mut self, part: Part, seq: Option<u64>) -> u64 {
+        let seq = seq.unwrap_or_else(|| {
+            self.next_seq += 1;
+            self.next_seq - 1
+        });
         let entry = Entry::new(2 * seq + 2, part.mode, false, None);
         self.tree.insert(part.start, seq, part.last, entry);
         self.requests += 1;
@@ -248,26 +256,38 @@ impl State {
     /// every later conflicting entry. Requests that become free are linked into `wake`.
     pub(crate) fn leave(&mut self, parts: &[Part], seq: u64, wake: &mut WakeList<'_>) {
         for (i, part) in parts.iter().enumerate() {
-            self.remove_entry(part.start, seq, i == 0, wake);
+            let removed = self.remove_entry(part.start, seq, i == 0, wake);
+            assert!(removed, "a request leaves the tree once");
         }
         self.requests -= 1;
         self.finish_grants(wake);
     }
 
-    /// [`leave`](Self::leave) for a request with one range, starting at `start`.
-    pub(crate) fn leave_one(&mut self, start: u64, seq: u64, wake: &mut WakeList<'_>) {
-        self.remove_entry(start, seq, true, wake);
+    /// [`leave`](Self::leave) for a request with one range, starting at `start`; false if it
+    /// is not in the tree (it was moved to a slot).
+    pub(crate) fn leave_one(&mut self, start: u64, seq: u64, wake: &mut WakeList<'_>) -> bool {
+        if !self.remove_entry(start, seq, true, wake) {
+            return false;
+        }
         self.requests -= 1;
         self.finish_grants(wake);
+        true
+    }
+
+    /// Removes held request `(start, seq)`, which is moving to a slot: nobody counts it.
+    pub(crate) fn remove_held(&mut self, start: u64, seq: u64) {
+        let removed = self.tree.remove(start, seq);
+        debug_assert!(removed.is_some_and(|(_, e)| e.node.is_none()));
+        self.requests -= 1;
     }
 
     /// Removes entry `(start, seq)` and un-counts it; `first` for the request's first entry.
+    /// False if there is no such entry.
     #[inline]
-    fn remove_entry(&mut self, start: u64, seq: u64, first: bool, wake: &mut WakeList<'_>) {
-        let (last, entry) = self
-            .tree
-            .remove(start, seq)
-            .expect("a request leaves the tree once");
+    fn remove_entry(&mut self, start: u64, seq: u64, first: bool, wake: &mut WakeList<'_>) -> bool {
+        let Some((last, entry)) = self.tree.remove(start, seq) else {
+            return false;
+        };
         let was_waiting = entry.node.is_some_and(|node| {
             // SAFETY: the request is its caller's own, so its node (if any) is alive.
             unsafe { node.get() }.blocking() > 0
@@ -276,15 +296,15 @@ impl State {
             self.waiting -= 1;
         }
         self.unblock(start, last, entry, wake);
+        true
     }
 
     /// Turns granted write request `seq`'s entry at `part` into a read entry, un-counting it
-    /// from every later overlapping reader.
-    pub(crate) fn downgrade(&mut self, part: Part, seq: u64, wake: &mut WakeList<'_>) {
-        let entry = self
-            .tree
-            .get_mut(part.start, seq)
-            .expect("a downgraded request is queued");
+    /// from every later overlapping reader. False if it is not in the tree (moved to a slot).
+    pub(crate) fn downgrade(&mut self, part: Part, seq: u64, wake: &mut WakeList<'_>) -> bool {
+        let Some(entry) = self.tree.get_mut(part.start, seq) else {
+            return false;
+        };
         assert!(
             entry.mode() == Mode::Write && entry.node.is_none(),
             "downgrade of a request that is not a granted writer"
@@ -294,6 +314,15 @@ impl State {
         // Only the readers behind it counted it as a conflict it no longer is.
         self.unblock_where(part.start, part.last, was, |e| e.mode() == Mode::Read, wake);
         self.finish_grants(wake);
+        true
+    }
+
+    /// The slot that the request `seq`, which came from the tree, holds in fast mode.
+    pub(crate) fn slot_of(&self, seq: u64) -> usize {
+        self.slot_seq
+            .iter()
+            .position(|&s| s == seq)
+            .expect("a request out of the tree holds a slot")
     }
 
     /// Un-counts entry `gone` at `[start, last]` from every later conflicting entry.

@@ -11,6 +11,8 @@ struct Req {
     parts: Vec<Part>,
     seq: u64,
     node: Box<WaitNode>,
+    /// Its owner claimed it after a notification (an owner claims once).
+    claimed: bool,
 }
 
 impl Req {
@@ -106,6 +108,7 @@ fn granted_set_matches_the_fifo_model() {
                             parts,
                             seq: q.seq,
                             node,
+                            claimed: false,
                         });
                     }
                     None => assert!(try_only && !free, "try failed without conflict ({ctx})"),
@@ -231,6 +234,7 @@ fn barging_keeps_the_counts_and_exclusion_exact() {
                         parts,
                         seq: q.seq,
                         node,
+                        claimed: false,
                     });
                 }
             } else if op < 8 {
@@ -239,10 +243,14 @@ fn barging_keeps_the_counts_and_exclusion_exact() {
                 state.leave(&req.parts, req.seq, &mut wake);
             } else if op < 9 {
                 // A notified thread runs and claims its request, or waits again.
-                if let Some(req) = live.iter().find(|r| r.node.state() == NOTIFIED) {
+                if let Some(req) = live
+                    .iter_mut()
+                    .find(|r| r.node.state() == NOTIFIED && !r.claimed)
+                {
                     let free = req.node.blocking() == 0;
                     assert_eq!(state.claim(&req.node), free, "({ctx})");
                     assert_eq!(req.held(&state), free, "({ctx})");
+                    req.claimed = free;
                 }
             } else if let Some((i, j)) = live
                 .iter()
