@@ -28,6 +28,17 @@
 //!   [`try_read_for`](RangeRwLock::try_read_for) / [`try_write_until`](RangeRwLock::try_write_until)
 //!   and their twins wait at most so long. A write guard can
 //!   [`downgrade`](RangeWriteGuard::downgrade) to a read guard without unlocking.
+//! - Async: [`read_async`](RangeRwLock::read_async) and
+//!   [`write_async`](RangeRwLock::write_async) return runtime-agnostic, `Send` futures that
+//!   queue in the same FIFO, allocate nothing, and give up their request when dropped.
+//! - Owned guards, for an `Arc<RangeRwLock>`: [`read_arc`](RangeRwLock::read_arc),
+//!   [`write_arc`](RangeRwLock::write_arc) (blocking), [`read_owned`](RangeRwLock::read_owned),
+//!   [`write_owned`](RangeRwLock::write_owned) (async) give `'static` guards that keep the lock
+//!   alive.
+//! - Several ranges at once: a [`RangeSet`] is locked as one request
+//!   ([`lock_set`](RangeRwLock::lock_set), [`try_lock_set`](RangeRwLock::try_lock_set),
+//!   [`lock_set_async`](RangeRwLock::lock_set_async)). This is the only deadlock-free way to
+//!   hold several ranges of one lock.
 //! - [`SliceRwLock`]: a boxed slice whose sub-slices are locked by index range and handed out as
 //!   `&[T]` / `&mut [T]`.
 //! - [`mm::AddressSpace`]: a page cache whose fault, read, write, punch-hole and truncate lock
@@ -93,7 +104,10 @@
 //! | cost with other requests present | one atomic | a short critical section and a tree insert |
 //!
 //! Like `RwLock`, it is not reentrant: a thread that requests a range conflicting with one it
-//! holds deadlocks.
+//! holds deadlocks. Unlike it, a thread that holds one range and requests another can deadlock
+//! even when the two are disjoint and taken in ascending order (a conflicting request that
+//! arrived in between queues ahead of the second one); lock several ranges as one
+//! [`RangeSet`] instead.
 //!
 //! # Performance
 //!
@@ -142,5 +156,11 @@ mod sync;
 mod testrng;
 mod tree;
 
-pub use lock::{RangeReadGuard, RangeRwLock, RangeWriteGuard};
-pub use slice::{SliceReadGuard, SliceRwLock, SliceWriteGuard};
+pub use lock::{
+    ArcRangeReadGuard, ArcRangeWriteGuard, OwnedReadFuture, OwnedWriteFuture, RangeReadGuard,
+    RangeRwLock, RangeSet, RangeSetGuard, RangeWriteGuard, ReadFuture, SetFuture, WriteFuture,
+};
+pub use slice::{
+    ArcSliceReadGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture, OwnedSliceWriteFuture,
+    SliceReadFuture, SliceReadGuard, SliceRwLock, SliceWriteFuture, SliceWriteGuard,
+};

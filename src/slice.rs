@@ -2,11 +2,66 @@
 
 use core::cell::UnsafeCell;
 use core::fmt;
+use core::future::Future;
 use core::ops::{Deref, DerefMut, RangeBounds};
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::lock::{RangeReadGuard, RangeRwLock, RangeWriteGuard};
-use crate::range::slice_bounds;
+use crate::lock::{Acquire, Held, Mode, RangeReadGuard, RangeRwLock, RangeWriteGuard};
+use crate::range::{slice_bounds, Span};
+
+/// What [`SliceRwLock::new`] accepts: an owned slice (`Vec<T>` or `Box<[T]>`). Borrowed
+/// slices are not accepted: the lock would have to copy them, and writes would go to the
+/// copy.
+pub trait OwnedSlice<T>: sealed::Sealed {
+    /// The elements, as a boxed slice (a `Vec` is shrunk to fit, without copying when its
+    /// capacity is its length).
+    fn into_boxed(self) -> Box<[T]>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for Vec<T> {}
+    impl<T> Sealed for Box<[T]> {}
+}
+
+impl<T> OwnedSlice<T> for Vec<T> {
+    fn into_boxed(self) -> Box<[T]> {
+        self.into_boxed_slice()
+    }
+}
+
+impl<T> OwnedSlice<T> for Box<[T]> {
+    fn into_boxed(self) -> Box<[T]> {
+        self
+    }
+}
+
+/// The elements of `cells`, shared.
+///
+/// # Safety
+///
+/// No `&mut` to any of these elements exists while the result lives (a read guard, or a write
+/// guard borrowed shared, covers them).
+unsafe fn shared<T>(cells: &[UnsafeCell<T>]) -> &[T] {
+    // SAFETY: `UnsafeCell<T>` has the layout of `T`; the caller excludes writers.
+    unsafe { &*(cells as *const [UnsafeCell<T>] as *const [T]) }
+}
+
+/// The elements of `cells`, exclusively.
+///
+/// # Safety
+///
+/// No other reference to any of these elements exists while the result lives (a write guard,
+/// borrowed mutably, covers them).
+#[allow(clippy::mut_from_ref)]
+unsafe fn exclusive<T>(cells: &[UnsafeCell<T>]) -> &mut [T] {
+    // SAFETY: `UnsafeCell<T>` has the layout of `T`, and its contents may be mutated through a
+    // shared reference to the cell; the caller excludes every other reference.
+    unsafe { core::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len()) }
+}
 
 /// A slice whose sub-slices are locked independently: [`read`](Self::read) gives `&[T]` for a
 /// range, [`write`](Self::write) gives `&mut [T]`, and disjoint ranges never wait for each
@@ -39,12 +94,32 @@ pub struct SliceRwLock<T> {
 unsafe impl<T: Send + Sync> Sync for SliceRwLock<T> {}
 
 impl<T> SliceRwLock<T> {
-    /// Wraps `data` (a `Vec<T>` or `Box<[T]>`). Does not copy the elements.
-    pub fn new(data: impl Into<Box<[T]>>) -> Self {
-        let data: Vec<T> = data.into().into_vec();
+    /// Takes ownership of `data`, a `Vec<T>` or `Box<[T]>`, without copying the elements.
+    /// (A `Vec` with spare capacity is shrunk to fit first, as `into_boxed_slice` does.)
+    ///
+    /// Borrowed slices are not accepted, since writes through the lock would go to a copy:
+    ///
+    /// ```compile_fail
+    /// let mut v = vec![0u8; 4];
+    /// let s = rangelock::SliceRwLock::new(&mut v[..]);
+    /// ```
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+    /// assert_eq!(s.len(), 3);
+    /// let b: Box<[u8]> = Box::new([0; 8]);
+    /// assert_eq!(rangelock::SliceRwLock::new(b).len(), 8);
+    /// ```
+    pub fn new(data: impl OwnedSlice<T>) -> Self {
+        let data = data.into_boxed();
+        let len = data.len();
+        let cells = Box::into_raw(data) as *mut UnsafeCell<T>;
+        // SAFETY: `UnsafeCell<T>` is `repr(transparent)` over `T`, so the allocation of `len`
+        // `T`s is one of `len` cells, with the same layout; ownership moves from the box.
+        let data = unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(cells, len)) };
         SliceRwLock {
             lock: RangeRwLock::new(),
-            data: data.into_iter().map(UnsafeCell::new).collect(),
+            data,
         }
     }
 
@@ -67,11 +142,10 @@ impl<T> SliceRwLock<T> {
 
     /// Unwraps the slice.
     pub fn into_inner(self) -> Box<[T]> {
-        self.data
-            .into_vec()
-            .into_iter()
-            .map(UnsafeCell::into_inner)
-            .collect()
+        let len = self.data.len();
+        let cells = Box::into_raw(self.data) as *mut T;
+        // SAFETY: the reverse of `new`: a cell has the layout of its `T`.
+        unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(cells, len)) }
     }
 
     /// Locks `range` of the indices shared and returns its elements.
@@ -155,6 +229,189 @@ impl<T> SliceRwLock<T> {
         self.write_with(range, |lock, r| lock.try_write_until(r, deadline))
     }
 
+    /// Locks `range` of the indices shared, asynchronously (see
+    /// [`RangeRwLock::read_async`]).
+    ///
+    /// # Panics
+    ///
+    /// At the call, as slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+    /// assert_eq!(*s.read_async(1..).await, [2, 3]);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn read_async(&self, range: impl RangeBounds<usize>) -> SliceReadFuture<'_, T> {
+        let (start, end) = slice_bounds(&range, self.len());
+        SliceReadFuture {
+            acquire: Acquire::one(&self.lock, span(start, end), Mode::Read),
+            cells: &self.data[start..end],
+        }
+    }
+
+    /// Locks `range` of the indices exclusive, asynchronously (see
+    /// [`RangeRwLock::write_async`]).
+    ///
+    /// # Panics
+    ///
+    /// At the call, as slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let s = rangelock::SliceRwLock::new(vec![0u8; 100]);
+    /// s.write_async(0..10).await.fill(7);
+    /// assert_eq!(s.read(9..11)[..], [7, 0]);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn write_async(&self, range: impl RangeBounds<usize>) -> SliceWriteFuture<'_, T> {
+        let (start, end) = slice_bounds(&range, self.len());
+        SliceWriteFuture {
+            acquire: Acquire::one(&self.lock, span(start, end), Mode::Write),
+            cells: &self.data[start..end],
+        }
+    }
+
+    /// Locks `range` of the indices shared, blocking, for a guard that keeps the slice alive
+    /// (`'static`; see [`RangeRwLock::read_arc`]). It derefs to `[T]`.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![1, 2, 3]));
+    /// let g = s.read_arc(..2);
+    /// std::thread::spawn(move || assert_eq!(*g, [1, 2])).join().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn read_arc(self: &Arc<Self>, range: impl RangeBounds<usize>) -> ArcSliceReadGuard<T> {
+        let (start, end) = slice_bounds(&range, self.len());
+        let guard = self.lock.read(start as u64..end as u64);
+        ArcSliceReadGuard(ArcSlice::adopt(self, guard.0, start, end))
+    }
+
+    /// Locks `range` of the indices exclusive, blocking, for a guard that keeps the slice alive
+    /// (`'static`; see [`RangeRwLock::write_arc`]). It derefs to `[T]`, mutably.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 100]));
+    /// let mut g = s.write_arc(10..20);
+    /// std::thread::spawn(move || g.fill(1)).join().unwrap();
+    /// assert_eq!(s.read(..)[10..20], [1; 10]);
+    /// ```
+    #[track_caller]
+    pub fn write_arc(self: &Arc<Self>, range: impl RangeBounds<usize>) -> ArcSliceWriteGuard<T> {
+        let (start, end) = slice_bounds(&range, self.len());
+        let guard = self.lock.write(start as u64..end as u64);
+        ArcSliceWriteGuard(ArcSlice::adopt(self, guard.0, start, end))
+    }
+
+    /// As [`read_arc`](Self::read_arc), but fails instead of waiting.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let _w = s.write(0..5);
+    /// assert!(s.try_read_arc(4..6).is_none());
+    /// assert!(s.try_read_arc(5..).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+    ) -> Option<ArcSliceReadGuard<T>> {
+        let (start, end) = slice_bounds(&range, self.len());
+        let guard = self.lock.try_read(start as u64..end as u64)?;
+        Some(ArcSliceReadGuard(ArcSlice::adopt(
+            self, guard.0, start, end,
+        )))
+    }
+
+    /// As [`write_arc`](Self::write_arc), but fails instead of waiting.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let _r = s.read(0..5);
+    /// assert!(s.try_write_arc(4..6).is_none());
+    /// assert!(s.try_write_arc(5..).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+    ) -> Option<ArcSliceWriteGuard<T>> {
+        let (start, end) = slice_bounds(&range, self.len());
+        let guard = self.lock.try_write(start as u64..end as u64)?;
+        Some(ArcSliceWriteGuard(ArcSlice::adopt(
+            self, guard.0, start, end,
+        )))
+    }
+
+    /// Locks `range` of the indices shared, asynchronously, for a guard that keeps the slice
+    /// alive (see [`RangeRwLock::read_owned`]).
+    ///
+    /// # Panics
+    ///
+    /// At the call, as slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![5u8; 10]));
+    /// let g = tokio::spawn(s.read_owned(2..4)).await.unwrap();
+    /// assert_eq!(*g, [5, 5]);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn read_owned(self: &Arc<Self>, range: impl RangeBounds<usize>) -> OwnedSliceReadFuture<T> {
+        let (start, end) = slice_bounds(&range, self.len());
+        OwnedSliceReadFuture(OwnedRequest::new(self, start, end, Mode::Read))
+    }
+
+    /// Locks `range` of the indices exclusive, asynchronously, for a guard that keeps the
+    /// slice alive (see [`RangeRwLock::write_owned`]).
+    ///
+    /// # Panics
+    ///
+    /// At the call, as slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let mut g = s.write_owned(..3).await;
+    /// g[0] = 9;
+    /// drop(g);
+    /// assert_eq!(s.read(..1)[0], 9);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn write_owned(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+    ) -> OwnedSliceWriteFuture<T> {
+        let (start, end) = slice_bounds(&range, self.len());
+        OwnedSliceWriteFuture(OwnedRequest::new(self, start, end, Mode::Write))
+    }
+
     #[track_caller]
     fn read_with<'a>(
         &'a self,
@@ -232,9 +489,8 @@ impl<T> Deref for SliceReadGuard<'_, T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
-        // SAFETY: `UnsafeCell<T>` has the layout of `T`. The read guard excludes every writer of
-        // these elements, so only shared references to them exist while it lives.
-        unsafe { &*(self.cells as *const [UnsafeCell<T>] as *const [T]) }
+        // SAFETY: the read guard excludes every writer of these elements.
+        unsafe { shared(self.cells) }
     }
 }
 
@@ -242,23 +498,17 @@ impl<T> Deref for SliceWriteGuard<'_, T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
-        // SAFETY: `UnsafeCell<T>` has the layout of `T`. The write guard excludes every other
-        // guard over these elements, and `&self` excludes `deref_mut` on this one.
-        unsafe { &*(self.cells as *const [UnsafeCell<T>] as *const [T]) }
+        // SAFETY: the write guard excludes every other guard over these elements, and `&self`
+        // excludes `deref_mut` on this one.
+        unsafe { shared(self.cells) }
     }
 }
 
 impl<T> DerefMut for SliceWriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: `UnsafeCell<T>` has the layout of `T`, and its contents may be mutated through
-        // a shared reference to the cell. The write guard excludes every other guard over these
-        // elements, and `&mut self` every other borrow through this one.
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                UnsafeCell::raw_get(self.cells.as_ptr()),
-                self.cells.len(),
-            )
-        }
+        // SAFETY: the write guard excludes every other guard over these elements, and
+        // `&mut self` every other borrow through this one.
+        unsafe { exclusive(self.cells) }
     }
 }
 
@@ -282,6 +532,257 @@ impl<T: fmt::Debug> fmt::Debug for SliceReadGuard<'_, T> {
 impl<T: fmt::Debug> fmt::Debug for SliceWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The span of indices `start..end` in the lock's `u64` space.
+fn span(start: usize, end: usize) -> Span {
+    Span::new(&(start as u64..end as u64))
+}
+
+/// An `Arc<SliceRwLock<T>>` as the lock its guards and futures hold on to.
+struct SliceArc<T>(Arc<SliceRwLock<T>>);
+
+impl<T> Clone for SliceArc<T> {
+    fn clone(&self) -> Self {
+        SliceArc(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Deref for SliceArc<T> {
+    type Target = RangeRwLock;
+
+    fn deref(&self) -> &RangeRwLock {
+        &self.0.lock
+    }
+}
+
+/// A held range of an `Arc`'d slice: the core of both owned slice guards.
+struct ArcSlice<T> {
+    held: Held<SliceArc<T>>,
+    start: usize,
+    end: usize,
+}
+
+impl<T> ArcSlice<T> {
+    /// Moves a held request on `slice`'s lock into an owned guard core.
+    fn adopt(
+        slice: &Arc<SliceRwLock<T>>,
+        held: Held<&RangeRwLock>,
+        start: usize,
+        end: usize,
+    ) -> Self {
+        ArcSlice {
+            held: held.map_lock(|_| SliceArc(Arc::clone(slice))),
+            start,
+            end,
+        }
+    }
+
+    fn cells(&self) -> &[UnsafeCell<T>] {
+        &self.held.lock().0.data[self.start..self.end]
+    }
+}
+
+/// Shared access to a sub-slice of an `Arc`'d [`SliceRwLock`], which it keeps alive; derefs to
+/// `&[T]`. See [`SliceRwLock::read_arc`].
+#[must_use = "if unused the range is unlocked at once"]
+pub struct ArcSliceReadGuard<T>(ArcSlice<T>);
+
+/// Exclusive access to a sub-slice of an `Arc`'d [`SliceRwLock`], which it keeps alive; derefs
+/// to `&mut [T]`. See [`SliceRwLock::write_arc`].
+#[must_use = "if unused the range is unlocked at once"]
+pub struct ArcSliceWriteGuard<T>(ArcSlice<T>);
+
+impl<T> Deref for ArcSliceReadGuard<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        // SAFETY: the read guard excludes every writer of these elements.
+        unsafe { shared(self.0.cells()) }
+    }
+}
+
+impl<T> Deref for ArcSliceWriteGuard<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        // SAFETY: the write guard excludes every other guard over these elements, and `&self`
+        // excludes `deref_mut` on this one.
+        unsafe { shared(self.0.cells()) }
+    }
+}
+
+impl<T> DerefMut for ArcSliceWriteGuard<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: the write guard excludes every other guard over these elements, and
+        // `&mut self` every other borrow through this one.
+        unsafe { exclusive(self.0.cells()) }
+    }
+}
+
+impl<T> ArcSliceWriteGuard<T> {
+    /// Turns exclusive access into shared access without unlocking (see
+    /// [`RangeWriteGuard::downgrade`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 4]));
+    /// let r = s.write_arc(..).downgrade();
+    /// assert!(s.try_read(..).is_some());
+    /// # drop(r);
+    /// ```
+    pub fn downgrade(self) -> ArcSliceReadGuard<T> {
+        let ArcSlice { held, start, end } = self.0;
+        ArcSliceReadGuard(ArcSlice {
+            held: held.downgrade(),
+            start,
+            end,
+        })
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ArcSliceReadGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ArcSliceWriteGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The future of [`SliceRwLock::read_async`]. Dropping it before it resolves gives up the
+/// request.
+#[must_use = "futures do nothing unless polled"]
+pub struct SliceReadFuture<'a, T> {
+    acquire: Acquire<&'a RangeRwLock>,
+    cells: &'a [UnsafeCell<T>],
+}
+
+/// The future of [`SliceRwLock::write_async`]. Dropping it before it resolves gives up the
+/// request.
+#[must_use = "futures do nothing unless polled"]
+pub struct SliceWriteFuture<'a, T> {
+    acquire: Acquire<&'a RangeRwLock>,
+    cells: &'a [UnsafeCell<T>],
+}
+
+// SAFETY: the futures resolve to guards that are `Send` under the same bounds; until then they
+// hold a request and a shared borrow of the cells, which they never access.
+unsafe impl<T: Sync> Send for SliceReadFuture<'_, T> {}
+// SAFETY: as above; a write guard is `Send` when `T: Send`, and the cells are only borrowed.
+unsafe impl<T: Send> Send for SliceWriteFuture<'_, T> {}
+
+impl<'a, T> Future for SliceReadFuture<'a, T> {
+    type Output = SliceReadGuard<'a, T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.into_ref().get_ref();
+        this.acquire.poll_held(cx).map(|held| SliceReadGuard {
+            _guard: RangeReadGuard(held),
+            cells: this.cells,
+        })
+    }
+}
+
+impl<'a, T> Future for SliceWriteFuture<'a, T> {
+    type Output = SliceWriteGuard<'a, T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.into_ref().get_ref();
+        this.acquire.poll_held(cx).map(|held| SliceWriteGuard {
+            guard: RangeWriteGuard(held),
+            cells: this.cells,
+        })
+    }
+}
+
+/// The request of an owned slice future.
+struct OwnedRequest<T> {
+    acquire: Acquire<SliceArc<T>>,
+    start: usize,
+    end: usize,
+}
+
+impl<T> OwnedRequest<T> {
+    fn new(slice: &Arc<SliceRwLock<T>>, start: usize, end: usize, mode: Mode) -> Self {
+        OwnedRequest {
+            acquire: Acquire::one(SliceArc(Arc::clone(slice)), span(start, end), mode),
+            start,
+            end,
+        }
+    }
+
+    /// Polled through `&self` only, from a pinned future.
+    fn poll_ref(&self, cx: &mut Context<'_>) -> Poll<ArcSlice<T>> {
+        self.acquire.poll_held(cx).map(|held| ArcSlice {
+            held,
+            start: self.start,
+            end: self.end,
+        })
+    }
+}
+
+/// The future of [`SliceRwLock::read_owned`]. Dropping it before it resolves gives up the
+/// request.
+#[must_use = "futures do nothing unless polled"]
+pub struct OwnedSliceReadFuture<T>(OwnedRequest<T>);
+
+/// The future of [`SliceRwLock::write_owned`]. Dropping it before it resolves gives up the
+/// request.
+#[must_use = "futures do nothing unless polled"]
+pub struct OwnedSliceWriteFuture<T>(OwnedRequest<T>);
+
+impl<T> Future for OwnedSliceReadFuture<T> {
+    type Output = ArcSliceReadGuard<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.into_ref()
+            .get_ref()
+            .0
+            .poll_ref(cx)
+            .map(ArcSliceReadGuard)
+    }
+}
+
+impl<T> Future for OwnedSliceWriteFuture<T> {
+    type Output = ArcSliceWriteGuard<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.into_ref()
+            .get_ref()
+            .0
+            .poll_ref(cx)
+            .map(ArcSliceWriteGuard)
+    }
+}
+
+/// `Debug` for the slice futures: they show nothing but their name.
+macro_rules! opaque_debug {
+    ($($ty:ident),*) => {$(
+        impl<T> fmt::Debug for $ty<'_, T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+opaque_debug!(SliceReadFuture, SliceWriteFuture);
+
+impl<T> fmt::Debug for OwnedSliceReadFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSliceReadFuture")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for OwnedSliceWriteFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSliceWriteFuture")
+            .finish_non_exhaustive()
     }
 }
 
@@ -375,5 +876,75 @@ mod tests {
         sync::<SliceRwLock<u8>>();
         send::<SliceReadGuard<'static, u8>>();
         sync::<SliceWriteGuard<'static, u8>>();
+    }
+
+    #[test]
+    fn new_and_into_inner_do_not_copy_the_elements() {
+        let v = vec![1u64, 2, 3];
+        let at = v.as_ptr();
+        let s = SliceRwLock::new(v);
+        assert_eq!(s.read(..).as_ptr(), at);
+        s.write(1..2)[0] = 20;
+        let back = s.into_inner();
+        assert_eq!(back.as_ptr(), at);
+        assert_eq!(*back, [1, 20, 3]);
+    }
+
+    #[test]
+    fn arc_guards_deref_to_their_elements_on_any_thread() {
+        let s = Arc::new(SliceRwLock::new(vec![0u32; 8]));
+        let mut w = s.write_arc(2..4);
+        assert!(s.try_read_arc(3..5).is_none());
+        let r = s.try_read_arc(4..).expect("disjoint");
+        thread::spawn(move || {
+            w.copy_from_slice(&[7, 8]);
+            let r2 = w.downgrade();
+            assert_eq!(*r2, [7, 8]);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(*r, [0; 4]);
+        drop(r);
+        assert_eq!(s.read(..)[..], [0, 0, 7, 8, 0, 0, 0, 0]);
+        assert!(s.try_write_arc(..).is_some());
+    }
+
+    #[test]
+    fn slice_futures_resolve_to_guards_over_their_elements() {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let s = Arc::new(SliceRwLock::new(vec![1u8, 2, 3, 4]));
+        let held = s.write(0..2);
+        let mut owned = core::pin::pin!(s.write_owned(1..3));
+        assert!(owned.as_mut().poll(&mut cx).is_pending());
+        let mut borrowed = core::pin::pin!(s.read_async(3..));
+        let Poll::Ready(tail) = borrowed.as_mut().poll(&mut cx) else {
+            panic!("disjoint from every request")
+        };
+        assert_eq!(*tail, [4]);
+        drop(held);
+        let Poll::Ready(mut mid) = owned.as_mut().poll(&mut cx) else {
+            panic!("granted")
+        };
+        mid[0] = 9;
+        drop(mid);
+        let mut read = core::pin::pin!(s.read_owned(..));
+        let Poll::Ready(all) = read.as_mut().poll(&mut cx) else {
+            panic!("idle")
+        };
+        assert_eq!(*all, [1, 9, 3, 4]);
+        drop(all);
+        let mut w = core::pin::pin!(s.write_async(..1));
+        let Poll::Ready(mut first) = w.as_mut().poll(&mut cx) else {
+            panic!("idle")
+        };
+        first[0] = 0;
+        drop(first);
+        assert_eq!(s.read(..1)[0], 0);
     }
 }

@@ -126,3 +126,44 @@ fn contended_acquire_release_and_wake_allocate_nothing_after_warm_up() {
     assert!(contended.load(SeqCst) > 0, "the workload never waited");
     assert_eq!(allocations.load(SeqCst), 0);
 }
+
+/// A waker that does nothing (built once, before measuring).
+struct Noop;
+
+impl std::task::Wake for Noop {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+#[test]
+fn async_owned_and_set_requests_allocate_nothing_after_warm_up() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let lock = std::sync::Arc::new(RangeRwLock::new());
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let set = rangelock::RangeSet::new().write(0..10).read(100..200);
+    let round = |i: u64, cx: &mut Context<'_>| {
+        // Uncontended: the fast path.
+        let mut f = std::pin::pin!(lock.write_async(i..i + 10));
+        assert!(matches!(f.as_mut().poll(cx), Poll::Ready(_)));
+        let owned = lock.write_arc(1_000 + i..1_010 + i);
+        drop(lock.try_read_arc(5_000..5_001));
+        // Contended: queued with a waker, granted, polled again.
+        let mut f = std::pin::pin!(lock.read_owned(1_000 + i..1_001 + i));
+        assert!(f.as_mut().poll(cx).is_pending());
+        drop(owned);
+        assert!(matches!(f.as_mut().poll(cx), Poll::Ready(_)));
+        // A set, blocking and async.
+        drop(lock.lock_set(&set));
+        let mut f = std::pin::pin!(lock.lock_set_async(&set));
+        assert!(matches!(f.as_mut().poll(cx), Poll::Ready(_)));
+    };
+    for i in 0..100 {
+        round(i, &mut cx);
+    }
+    let before = allocations_by_this_thread();
+    for i in 0..10_000 {
+        round(i, &mut cx);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+}

@@ -1,7 +1,9 @@
 //! Guards: what a granted request holds, and how it is released.
 
 use core::fmt;
-use core::ops::RangeInclusive;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, RangeInclusive};
+use std::sync::Arc;
 
 use super::{RangeRwLock, SLOTS};
 use crate::range::Span;
@@ -66,48 +68,109 @@ impl Hold {
     }
 }
 
+/// A held request and the lock it is held on (`&RangeRwLock`, an `Arc`, or anything else that
+/// leads to the lock): the common part of every guard. Dropping it releases the request.
+pub(crate) struct Held<L: Deref<Target = RangeRwLock>> {
+    lock: L,
+    hold: Hold,
+}
+
+impl<L: Deref<Target = RangeRwLock>> Held<L> {
+    pub(super) fn new(lock: L, hold: Hold) -> Self {
+        Held { lock, hold }
+    }
+
+    pub(crate) fn lock(&self) -> &L {
+        &self.lock
+    }
+
+    pub(crate) fn range(&self) -> RangeInclusive<u64> {
+        self.hold.span().to_inclusive()
+    }
+
+    /// Turns a held write request into a read request, atomically.
+    pub(crate) fn downgrade(self) -> Self {
+        self.lock.downgrade_hold(&self.hold);
+        self.map_lock(|lock| lock)
+    }
+
+    /// The same held request, reached through `f(lock)`, which must lead to the same lock.
+    pub(crate) fn map_lock<M: Deref<Target = RangeRwLock>>(
+        self,
+        f: impl FnOnce(L) -> M,
+    ) -> Held<M> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped or used again, so `lock` is moved out exactly once.
+        let lock = unsafe { core::ptr::read(&this.lock) };
+        let hold = this.hold;
+        let lock = f(lock);
+        Held { lock, hold }
+    }
+}
+
+impl<L: Deref<Target = RangeRwLock>> Drop for Held<L> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.release(&self.hold);
+    }
+}
+
 /// Shared access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
 #[must_use = "if unused the range is unlocked at once"]
-pub struct RangeReadGuard<'a> {
-    pub(super) lock: &'a RangeRwLock,
-    pub(super) hold: Hold,
-}
+pub struct RangeReadGuard<'a>(pub(crate) Held<&'a RangeRwLock>);
 
 /// Exclusive access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
 #[must_use = "if unused the range is unlocked at once"]
-pub struct RangeWriteGuard<'a> {
-    pub(super) lock: &'a RangeRwLock,
-    pub(super) hold: Hold,
+pub struct RangeWriteGuard<'a>(pub(crate) Held<&'a RangeRwLock>);
+
+/// Shared access to a range of a [`RangeRwLock`] in an [`Arc`], which the guard keeps alive:
+/// it is `'static` and may be stored, returned or sent anywhere. The range is unlocked when it
+/// is dropped. See [`RangeRwLock::read_arc`].
+#[must_use = "if unused the range is unlocked at once"]
+pub struct ArcRangeReadGuard(pub(crate) Held<Arc<RangeRwLock>>);
+
+/// Exclusive access to a range of a [`RangeRwLock`] in an [`Arc`], which the guard keeps
+/// alive: it is `'static` and may be stored, returned or sent anywhere. The range is unlocked
+/// when it is dropped. See [`RangeRwLock::write_arc`].
+#[must_use = "if unused the range is unlocked at once"]
+pub struct ArcRangeWriteGuard(pub(crate) Held<Arc<RangeRwLock>>);
+
+/// `range()` and `Debug` for every guard type.
+macro_rules! guard_common {
+    ($($guard:ident $(<$l:lifetime>)?, $example:literal;)*) => {$(
+        impl$(<$l>)? $guard$(<$l>)? {
+            /// The locked range, inclusive. An empty request gives an empty range
+            /// (`RangeInclusive::is_empty`).
+            ///
+            /// ```
+            /// # use std::sync::Arc;
+            /// let lock = Arc::new(rangelock::RangeRwLock::new());
+            #[doc = $example]
+            /// ```
+            #[must_use]
+            pub fn range(&self) -> RangeInclusive<u64> {
+                self.0.range()
+            }
+        }
+
+        impl$(<$l>)? fmt::Debug for $guard$(<$l>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($guard))
+                    .field("range", &self.range())
+                    .finish()
+            }
+        }
+    )*};
 }
 
-impl RangeReadGuard<'_> {
-    /// The locked range, inclusive. An empty request gives an empty range
-    /// (`RangeInclusive::is_empty`).
-    ///
-    /// ```
-    /// let lock = rangelock::RangeRwLock::new();
-    /// assert_eq!(lock.read(10..20).range(), 10..=19);
-    /// assert!(lock.read(5..5).range().is_empty());
-    /// ```
-    #[must_use]
-    pub fn range(&self) -> RangeInclusive<u64> {
-        self.hold.span().to_inclusive()
-    }
+guard_common! {
+    RangeReadGuard<'a>, "assert_eq!(lock.read(10..20).range(), 10..=19);\nassert!(lock.read(5..5).range().is_empty());";
+    RangeWriteGuard<'a>, "assert_eq!(lock.write(..).range(), 0..=u64::MAX);";
+    ArcRangeReadGuard, "assert_eq!(lock.read_arc(10..20).range(), 10..=19);";
+    ArcRangeWriteGuard, "assert_eq!(lock.write_arc(..=9).range(), 0..=9);";
 }
 
 impl<'a> RangeWriteGuard<'a> {
-    /// The locked range, inclusive. An empty request gives an empty range
-    /// (`RangeInclusive::is_empty`).
-    ///
-    /// ```
-    /// let lock = rangelock::RangeRwLock::new();
-    /// assert_eq!(lock.write(..).range(), 0..=u64::MAX);
-    /// ```
-    #[must_use]
-    pub fn range(&self) -> RangeInclusive<u64> {
-        self.hold.span().to_inclusive()
-    }
-
     /// Turns this exclusive lock into a shared one over the same range without unlocking it,
     /// and lets in the readers queued behind it (up to the next queued writer on each part of
     /// the range).
@@ -121,39 +184,23 @@ impl<'a> RangeWriteGuard<'a> {
     /// # drop(r);
     /// ```
     pub fn downgrade(self) -> RangeReadGuard<'a> {
-        let this = core::mem::ManuallyDrop::new(self);
-        let (lock, hold) = (this.lock, this.hold);
-        lock.downgrade_hold(&hold);
-        RangeReadGuard { lock, hold }
+        RangeReadGuard(self.0.downgrade())
     }
 }
 
-impl Drop for RangeReadGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.lock.release(&self.hold);
-    }
-}
-
-impl Drop for RangeWriteGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.lock.release(&self.hold);
-    }
-}
-
-impl fmt::Debug for RangeReadGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RangeReadGuard")
-            .field("range", &self.range())
-            .finish()
-    }
-}
-
-impl fmt::Debug for RangeWriteGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RangeWriteGuard")
-            .field("range", &self.range())
-            .finish()
+impl ArcRangeWriteGuard {
+    /// Turns this exclusive lock into a shared one over the same range without unlocking it,
+    /// as [`RangeWriteGuard::downgrade`] does.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let r = lock.write_arc(0..100).downgrade();
+    /// assert!(lock.try_read_arc(50..60).is_some());
+    /// assert!(lock.try_write_arc(50..60).is_none());
+    /// # drop(r);
+    /// ```
+    pub fn downgrade(self) -> ArcRangeReadGuard {
+        ArcRangeReadGuard(self.0.downgrade())
     }
 }

@@ -6,22 +6,29 @@
 //! grants it; `guard.rs`, the guards.
 
 mod fast;
+mod future;
 mod guard;
 mod queue;
+mod set;
 mod wait;
 
 use core::fmt;
 use core::ops::RangeBounds;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::range::Span;
 use crate::sync::{AtomicU64, Mutex, Park, Parker, UnsafeCell};
 
 use fast::Fast;
+pub(crate) use future::Acquire;
+pub use future::{OwnedReadFuture, OwnedWriteFuture, ReadFuture, WriteFuture};
+pub(crate) use guard::Held;
+pub use guard::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeWriteGuard};
 use guard::{Hold, Place};
-pub use guard::{RangeReadGuard, RangeWriteGuard};
 pub(crate) use queue::Mode;
 use queue::{Part, State};
+pub use set::{RangeSet, RangeSetGuard, SetFuture};
 use wait::{wait_unlinked, WaitNode, WakeList, GRANTED, NOTIFIED};
 
 /// Requests that can hold the lock without the tree (see `fast.rs`).
@@ -142,9 +149,20 @@ const SPINS: u32 = 0;
 ///
 /// - It protects no data: it orders access to ranges of something else (a file, a device, a
 ///   buffer). [`SliceRwLock`](crate::SliceRwLock) pairs it with a slice.
-/// - Guards are for a range, and the same thread may hold several, as long as it does not
-///   request a range that conflicts with one it already holds: that deadlocks, as with any
+/// - Guards are for a range. A thread that holds a range and then requests another can
+///   deadlock, even if the second does not overlap the first and even if ranges are taken in
+///   ascending order: holding `0..3` and then asking for `3..6` waits behind a request for
+///   `2..4` that arrived in between, which waits for `0..3`. To hold several ranges, lock
+///   them as one request with a [`RangeSet`] ([`lock_set`](Self::lock_set)). Requesting a
+///   range that conflicts with one the thread holds deadlocks at once, as with any
 ///   non-reentrant lock.
+/// - Async code uses [`read_async`](Self::read_async) / [`write_async`](Self::write_async)
+///   (and [`lock_set_async`](Self::lock_set_async)), which queue in the same FIFO without
+///   blocking the executor; the blocking methods must not be called from async tasks that
+///   share a thread with the holder. Guards that must outlive a borrow (moved into a thread,
+///   stored with the lock, returned from a map of locks) come from an `Arc<RangeRwLock>`:
+///   [`read_arc`](Self::read_arc), [`write_arc`](Self::write_arc),
+///   [`read_owned`](Self::read_owned), [`write_owned`](Self::write_owned).
 /// - There is no poisoning: a thread that panics while holding a guard releases its range when
 ///   the guard is dropped during unwinding, and other threads go on.
 /// - Strict FIFO with no lock stealing: it favours bounded waits over throughput on a single hot
@@ -271,10 +289,10 @@ impl RangeRwLock {
     #[track_caller]
     pub fn read(&self, range: impl RangeBounds<u64>) -> RangeReadGuard<'_> {
         let hold = self.acquire(&range, Mode::Read, Wait::Forever);
-        RangeReadGuard {
-            lock: self,
-            hold: hold.expect("a request without deadline is granted"),
-        }
+        RangeReadGuard(Held::new(
+            self,
+            hold.expect("a request without deadline is granted"),
+        ))
     }
 
     /// Locks `range` exclusive, blocking until every earlier overlapping request has left.
@@ -295,10 +313,10 @@ impl RangeRwLock {
     #[track_caller]
     pub fn write(&self, range: impl RangeBounds<u64>) -> RangeWriteGuard<'_> {
         let hold = self.acquire(&range, Mode::Write, Wait::Forever);
-        RangeWriteGuard {
-            lock: self,
-            hold: hold.expect("a request without deadline is granted"),
-        }
+        RangeWriteGuard(Held::new(
+            self,
+            hold.expect("a request without deadline is granted"),
+        ))
     }
 
     /// Locks `range` shared if no conflicting request, granted or waiting, is ahead; never
@@ -314,7 +332,7 @@ impl RangeRwLock {
     #[track_caller]
     pub fn try_read(&self, range: impl RangeBounds<u64>) -> Option<RangeReadGuard<'_>> {
         let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
-        Some(RangeReadGuard { lock: self, hold })
+        Some(RangeReadGuard(Held::new(self, hold)))
     }
 
     /// Locks `range` exclusive if no overlapping request, granted or waiting, is ahead; never
@@ -330,7 +348,7 @@ impl RangeRwLock {
     #[track_caller]
     pub fn try_write(&self, range: impl RangeBounds<u64>) -> Option<RangeWriteGuard<'_>> {
         let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
-        Some(RangeWriteGuard { lock: self, hold })
+        Some(RangeWriteGuard(Held::new(self, hold)))
     }
 
     /// Locks `range` shared, waiting at most `timeout`. On timeout the request leaves the queue
@@ -351,7 +369,7 @@ impl RangeRwLock {
         timeout: Duration,
     ) -> Option<RangeReadGuard<'_>> {
         let hold = self.acquire(&range, Mode::Read, Wait::for_duration(timeout))?;
-        Some(RangeReadGuard { lock: self, hold })
+        Some(RangeReadGuard(Held::new(self, hold)))
     }
 
     /// Locks `range` exclusive, waiting at most `timeout`.
@@ -370,7 +388,7 @@ impl RangeRwLock {
         timeout: Duration,
     ) -> Option<RangeWriteGuard<'_>> {
         let hold = self.acquire(&range, Mode::Write, Wait::for_duration(timeout))?;
-        Some(RangeWriteGuard { lock: self, hold })
+        Some(RangeWriteGuard(Held::new(self, hold)))
     }
 
     /// Locks `range` shared, waiting until `deadline` at the latest.
@@ -388,7 +406,7 @@ impl RangeRwLock {
         deadline: Instant,
     ) -> Option<RangeReadGuard<'_>> {
         let hold = self.acquire(&range, Mode::Read, Wait::Until(deadline))?;
-        Some(RangeReadGuard { lock: self, hold })
+        Some(RangeReadGuard(Held::new(self, hold)))
     }
 
     /// Locks `range` exclusive, waiting until `deadline` at the latest.
@@ -407,7 +425,7 @@ impl RangeRwLock {
         deadline: Instant,
     ) -> Option<RangeWriteGuard<'_>> {
         let hold = self.acquire(&range, Mode::Write, Wait::Until(deadline))?;
-        Some(RangeWriteGuard { lock: self, hold })
+        Some(RangeWriteGuard(Held::new(self, hold)))
     }
 
     /// Whether any granted request (read or write) overlaps `range`. Waiting requests do not
@@ -445,6 +463,291 @@ impl RangeRwLock {
     #[doc(hidden)]
     pub fn waiting(&self) -> usize {
         self.census().1
+    }
+}
+
+/// Async, owned (`Arc`) and set requests.
+impl RangeRwLock {
+    /// Locks `range` shared, asynchronously: the future resolves once every earlier conflicting
+    /// request has left. It queues in the same FIFO as blocking requests, never blocks the
+    /// executor's thread, and does not allocate (its wait node lives inside the future).
+    /// Dropping the future before it resolves gives up the request; if it was granted
+    /// meanwhile, the range is released.
+    ///
+    /// The future is runtime-agnostic (`std::task` only) and `Send`.
+    ///
+    /// # Panics
+    ///
+    /// At the call (not at the first poll), if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite_block_on(async {
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let a = lock.read_async(0..4096).await;
+    /// let b = lock.read_async(..).await; // readers share
+    /// assert_eq!(b.range(), 0..=u64::MAX);
+    /// # drop(a);
+    /// # });
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn read_async(&self, range: impl RangeBounds<u64>) -> ReadFuture<'_> {
+        ReadFuture(Acquire::one(self, Span::new(&range), Mode::Read))
+    }
+
+    /// Locks `range` exclusive, asynchronously; see [`read_async`](Self::read_async).
+    ///
+    /// # Panics
+    ///
+    /// At the call, if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// With tokio, two tasks on overlapping ranges: the second waits without blocking a
+    /// worker thread.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let first = lock.write_async(0..10).await;
+    /// let task = tokio::spawn({
+    ///     let lock = lock.clone();
+    ///     async move { lock.write_async(5..15).await.range() }
+    /// });
+    /// tokio::task::yield_now().await; // the task queues behind `first`
+    /// drop(first);
+    /// assert_eq!(task.await.unwrap(), 5..=14);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn write_async(&self, range: impl RangeBounds<u64>) -> WriteFuture<'_> {
+        WriteFuture(Acquire::one(self, Span::new(&range), Mode::Write))
+    }
+
+    /// Locks `range` shared, blocking, and returns a guard that keeps the lock alive: it is
+    /// `'static`, so it can be moved into a thread, stored next to the `Arc`, or returned.
+    ///
+    /// # Panics
+    ///
+    /// If the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let guard = lock.read_arc(0..10);
+    /// std::thread::spawn(move || assert_eq!(guard.range(), 0..=9)).join().unwrap();
+    /// assert!(!lock.is_locked(..));
+    /// ```
+    #[track_caller]
+    pub fn read_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeReadGuard {
+        let hold = self.acquire(&range, Mode::Read, Wait::Forever);
+        ArcRangeReadGuard(Held::new(
+            Arc::clone(self),
+            hold.expect("a request without deadline is granted"),
+        ))
+    }
+
+    /// Locks `range` exclusive, blocking, and returns a guard that keeps the lock alive (see
+    /// [`read_arc`](Self::read_arc)).
+    ///
+    /// # Panics
+    ///
+    /// If the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// A guard stored with its lock, as a per-file lock table would return it:
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::sync::Arc;
+    /// use rangelock::{ArcRangeWriteGuard, RangeRwLock};
+    ///
+    /// struct Files(HashMap<&'static str, Arc<RangeRwLock>>);
+    /// impl Files {
+    ///     fn lock(&self, name: &str, bytes: std::ops::Range<u64>) -> ArcRangeWriteGuard {
+    ///         self.0[name].write_arc(bytes)
+    ///     }
+    /// }
+    /// let files = Files(HashMap::from([("a", Arc::new(RangeRwLock::new()))]));
+    /// let guard = files.lock("a", 0..512);
+    /// drop(files); // the guard keeps the lock alive
+    /// assert_eq!(guard.range(), 0..=511);
+    /// ```
+    #[track_caller]
+    pub fn write_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeWriteGuard {
+        let hold = self.acquire(&range, Mode::Write, Wait::Forever);
+        ArcRangeWriteGuard(Held::new(
+            Arc::clone(self),
+            hold.expect("a request without deadline is granted"),
+        ))
+    }
+
+    /// As [`read_arc`](Self::read_arc), but fails instead of waiting (as
+    /// [`try_read`](Self::try_read) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let _w = lock.write_arc(0..10);
+    /// assert!(lock.try_read_arc(5..6).is_none());
+    /// assert!(lock.try_read_arc(10..20).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+    ) -> Option<ArcRangeReadGuard> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
+        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`write_arc`](Self::write_arc), but fails instead of waiting (as
+    /// [`try_write`](Self::try_write) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let _r = lock.read_arc(0..10);
+    /// assert!(lock.try_write_arc(5..6).is_none());
+    /// assert!(lock.try_write_arc(10..20).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+    ) -> Option<ArcRangeWriteGuard> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
+        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// Locks `range` shared, asynchronously, for a guard that keeps the lock alive (tokio's
+    /// `read_owned`): [`read_async`](Self::read_async) and [`read_arc`](Self::read_arc) in one.
+    /// The future is `'static`, so it can be spawned.
+    ///
+    /// # Panics
+    ///
+    /// At the call, if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let task = tokio::spawn(lock.read_owned(0..10));
+    /// let guard = task.await.unwrap();
+    /// assert_eq!(guard.range(), 0..=9);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn read_owned(self: &Arc<Self>, range: impl RangeBounds<u64>) -> OwnedReadFuture {
+        OwnedReadFuture(Acquire::one(
+            Arc::clone(self),
+            Span::new(&range),
+            Mode::Read,
+        ))
+    }
+
+    /// Locks `range` exclusive, asynchronously, for a guard that keeps the lock alive (tokio's
+    /// `write_owned`); see [`read_owned`](Self::read_owned).
+    ///
+    /// # Panics
+    ///
+    /// At the call, if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let w = lock.write_owned(60..70).await;
+    /// let r = w.downgrade();
+    /// assert!(lock.try_read(65..66).is_some());
+    /// # drop(r);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn write_owned(self: &Arc<Self>, range: impl RangeBounds<u64>) -> OwnedWriteFuture {
+        OwnedWriteFuture(Acquire::one(
+            Arc::clone(self),
+            Span::new(&range),
+            Mode::Write,
+        ))
+    }
+
+    /// Locks every range of `set` (each shared or exclusive, as the set says) as one request,
+    /// blocking until all are free of earlier conflicting requests. The request takes one
+    /// place in the FIFO and holds nothing until it holds everything; see [`RangeSet`] for why
+    /// this, not a sequence of calls, is how to hold several ranges.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().write(0..3).write(3..6);
+    /// let both = lock.lock_set(&set);
+    /// assert!(lock.try_write(2..4).is_none());
+    /// drop(both);
+    /// assert!(lock.try_write(2..4).is_some());
+    /// ```
+    pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
+        let seq = if set.is_empty() {
+            0
+        } else {
+            self.acquire_parts(set.parts(), Wait::Forever)
+                .expect("a request without deadline is granted")
+        };
+        RangeSetGuard::new(self, set, seq)
+    }
+
+    /// As [`lock_set`](Self::lock_set), but fails instead of waiting: `None` if any range of
+    /// the set conflicts with a request ahead of it, granted or waiting. Holds nothing then.
+    ///
+    /// ```
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let _held = lock.write(5..6);
+    /// let set = RangeSet::new().write(0..1).write(5..6);
+    /// assert!(lock.try_lock_set(&set).is_none());
+    /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
+    /// ```
+    pub fn try_lock_set<'a>(&'a self, set: &'a RangeSet) -> Option<RangeSetGuard<'a>> {
+        let seq = if set.is_empty() {
+            0
+        } else {
+            self.acquire_parts(set.parts(), Wait::Never)?
+        };
+        Some(RangeSetGuard::new(self, set, seq))
+    }
+
+    /// As [`lock_set`](Self::lock_set), asynchronously (see [`read_async`](Self::read_async)
+    /// for how the future queues, and what dropping it does).
+    ///
+    /// ```
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().read(0..10).write(20..30);
+    /// let guard = lock.lock_set_async(&set).await;
+    /// assert!(lock.try_read(25..26).is_none());
+    /// # drop(guard);
+    /// # });
+    /// ```
+    pub fn lock_set_async<'a>(&'a self, set: &'a RangeSet) -> SetFuture<'a> {
+        SetFuture {
+            acquire: Acquire::set(self, set.parts()),
+            set,
+        }
     }
 }
 
@@ -488,17 +791,22 @@ impl RangeRwLock {
     /// `seq` once granted.
     #[inline(never)]
     fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<u64> {
-        let parts = [Part { start, last, mode }];
+        self.acquire_parts(&[Part { start, last, mode }], wait)
+    }
+
+    /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
+    /// returns its `seq` once granted.
+    fn acquire_parts(&self, parts: &[Part], wait: Wait) -> Option<u64> {
         if let Wait::Never = wait {
-            let queued = self.lock_tree(1).enqueue(&parts, None, true)?;
+            let queued = self.lock_tree(parts.len()).enqueue(parts, None, true)?;
             return Some(queued.seq);
         }
         let node = WaitNode::new();
         let queued = self
-            .lock_tree(1)
-            .enqueue(&parts, Some(&node), false)
+            .lock_tree(parts.len())
+            .enqueue(parts, Some(&node), false)
             .expect("a waiting request is always queued");
-        if queued.granted || self.wait_for_grant(&node, &parts, queued.seq, wait.deadline()) {
+        if queued.granted || self.wait_for_grant(&node, parts, queued.seq, wait.deadline()) {
             Some(queued.seq)
         } else {
             None
@@ -575,6 +883,18 @@ impl RangeRwLock {
         }
     }
 
+    /// Releases granted request `seq` for `parts`, wherever it is now: a request of one range
+    /// may have moved to a slot when the queue drained; a set stays in the tree.
+    fn release_request(&self, parts: &[Part], seq: u64) {
+        if let [part] = parts {
+            self.leave(part.start, seq);
+        } else {
+            let mut wake = WakeList::new(&self.parker);
+            self.lock_state().leave(parts, seq, &mut wake);
+            wake.wake_all();
+        }
+    }
+
     /// Removes request `seq` from the tree and wakes whoever it was the last blocker of.
     #[inline(never)]
     fn leave(&self, start: u64, seq: u64) {
@@ -636,11 +956,7 @@ struct Pending<'a> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if self.lock.give_up(self.node) {
-            let mut wake = WakeList::new(&self.lock.parker);
-            self.lock
-                .lock_tree(0)
-                .leave(self.parts, self.seq, &mut wake);
-            wake.wake_all();
+            self.lock.release_request(self.parts, self.seq);
         }
     }
 }
@@ -662,5 +978,7 @@ impl fmt::Debug for RangeRwLock {
     }
 }
 
+#[cfg(test)]
+mod async_tests;
 #[cfg(test)]
 mod tests;

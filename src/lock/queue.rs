@@ -35,7 +35,7 @@ impl Mode {
 }
 
 /// One range of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Part {
     pub(crate) start: u64,
     pub(crate) last: u64,

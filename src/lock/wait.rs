@@ -138,6 +138,20 @@ impl WaitNode {
         self.fixed.with(|f| unsafe { &*(*f).parts })
     }
 
+    /// Under the internal mutex, while the node is `WAITING` or not queued yet: the waker to
+    /// wake when the request is granted (kept if it would wake the same task).
+    pub(crate) fn set_waker(&self, waker: &Waker) {
+        debug_assert_eq!(self.state.load(Ordering::Relaxed), WAITING);
+        // SAFETY: while `WAITING`, the waker is accessed only under the internal mutex, which
+        // the caller holds (module docs); no releasing thread has the node in its list.
+        self.waker.with_mut(|w| unsafe {
+            match &*w {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *w = Some(waker.clone()),
+            }
+        });
+    }
+
     /// Under the internal mutex, while the node is queued.
     pub(crate) fn passable_until(&self) -> Option<Instant> {
         // SAFETY: `fixed` is written only under the mutex, before the node is queued.

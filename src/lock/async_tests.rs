@@ -1,0 +1,306 @@
+//! Futures, owned guards and sets, polled by hand with a counting waker (so that miri runs
+//! them: no runtime).
+
+use super::tests::wait_for_waiting;
+use super::*;
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::Wake;
+use std::thread;
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+fn counting() -> (Arc<Count>, Waker) {
+    let count = Arc::new(Count::default());
+    (count.clone(), Waker::from(count))
+}
+
+fn poll<F: Future>(fut: core::pin::Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(waker))
+}
+
+#[test]
+fn an_async_request_queues_in_the_same_fifo_and_is_woken_when_granted() {
+    let lock = RangeRwLock::new();
+    let held = lock.write(0..10);
+    let (count, waker) = counting();
+    let mut fut = pin!(lock.write_async(5..15));
+    assert!(poll(fut.as_mut(), &waker).is_pending());
+    assert_eq!(lock.waiting(), 1);
+    // A later request that overlaps it queues behind it (FIFO), even a disjoint-from-`held` one.
+    assert!(lock.try_write(12..20).is_none());
+    assert_eq!(count.0.load(SeqCst), 0);
+    drop(held);
+    assert_eq!(count.0.load(SeqCst), 1, "the grant wakes the task");
+    let Poll::Ready(guard) = poll(fut.as_mut(), &waker) else {
+        panic!("granted, but the future is pending")
+    };
+    assert_eq!(guard.range(), 5..=14);
+    assert!(lock.try_read(14..15).is_none());
+    drop(guard);
+    assert!(!lock.is_locked(..));
+}
+
+#[test]
+fn an_uncontended_async_request_is_ready_at_the_first_poll() {
+    let lock = RangeRwLock::new();
+    let (count, waker) = counting();
+    let mut fut = pin!(lock.read_async(..));
+    let Poll::Ready(guard) = poll(fut.as_mut(), &waker) else {
+        panic!("pending on an idle lock")
+    };
+    assert_eq!(guard.range(), 0..=u64::MAX);
+    let mut empty = pin!(lock.write_async(7..7));
+    assert!(poll(empty.as_mut(), &waker).is_ready());
+    assert_eq!(count.0.load(SeqCst), 0);
+}
+
+#[test]
+#[should_panic(expected = "polled after it completed")]
+fn polling_a_completed_future_panics() {
+    let lock = RangeRwLock::new();
+    let (_, waker) = counting();
+    let mut fut = pin!(lock.write_async(0..1));
+    let _g = poll(fut.as_mut(), &waker);
+    let _ = poll(fut.as_mut(), &waker);
+}
+
+#[test]
+fn dropping_a_pending_future_grants_the_requests_that_waited_only_for_it() {
+    let lock = RangeRwLock::new();
+    let held = lock.write(0..10);
+    let (first_count, first_waker) = counting();
+    let (second_count, second_waker) = counting();
+    let mut first = Box::pin(lock.write_async(5..15));
+    assert!(poll(first.as_mut(), &first_waker).is_pending());
+    // Waits only for `first` (disjoint from `held`).
+    let mut second = pin!(lock.write_async(12..20));
+    assert!(poll(second.as_mut(), &second_waker).is_pending());
+    assert_eq!(lock.waiting(), 2);
+    drop(first);
+    assert_eq!(
+        second_count.0.load(SeqCst),
+        1,
+        "the second request was woken"
+    );
+    assert!(poll(second.as_mut(), &second_waker).is_ready());
+    assert_eq!(first_count.0.load(SeqCst), 0);
+    assert_eq!(lock.waiting(), 0);
+    drop(held);
+}
+
+#[test]
+fn dropping_a_granted_future_before_its_poll_releases_the_range() {
+    let lock = RangeRwLock::new();
+    let held = lock.write(0..10);
+    let (count, waker) = counting();
+    let mut fut = Box::pin(lock.read_async(0..10));
+    assert!(poll(fut.as_mut(), &waker).is_pending());
+    drop(held);
+    assert_eq!(count.0.load(SeqCst), 1);
+    assert!(lock.is_locked(3..4), "granted to the future");
+    drop(fut);
+    assert!(!lock.is_locked(..));
+    assert!(lock.try_write(..).is_some());
+}
+
+#[test]
+fn a_new_waker_replaces_the_old_one() {
+    let lock = RangeRwLock::new();
+    let held = lock.write(0..10);
+    let (old_count, old) = counting();
+    let (new_count, new) = counting();
+    let mut fut = pin!(lock.write_async(0..10));
+    assert!(poll(fut.as_mut(), &old).is_pending());
+    assert!(poll(fut.as_mut(), &new).is_pending());
+    drop(held);
+    assert_eq!(new_count.0.load(SeqCst), 1);
+    assert_eq!(old_count.0.load(SeqCst), 0);
+    assert!(poll(fut.as_mut(), &new).is_ready());
+}
+
+#[test]
+fn a_future_granted_by_another_thread_wakes_its_task() {
+    let lock = Arc::new(RangeRwLock::new());
+    let held = lock.write_arc(0..100);
+    let (count, waker) = counting();
+    let mut fut = pin!(lock.write_owned(50..60));
+    assert!(poll(fut.as_mut(), &waker).is_pending());
+    thread::spawn(move || drop(held)).join().unwrap();
+    assert_eq!(count.0.load(SeqCst), 1);
+    let Poll::Ready(guard) = poll(fut.as_mut(), &waker) else {
+        panic!("not granted")
+    };
+    // The owned guard is `'static`: it can go to another thread, and be dropped there.
+    thread::spawn(move || assert_eq!(guard.range(), 50..=59))
+        .join()
+        .unwrap();
+    assert!(!lock.is_locked(..));
+}
+
+#[test]
+fn barging_futures_claim_their_grant_or_wait_again() {
+    let lock = RangeRwLock::barging(Duration::from_secs(3600));
+    let held = lock.write(0..10);
+    let (count, waker) = counting();
+    let mut fut = pin!(lock.write_async(0..10));
+    assert!(poll(fut.as_mut(), &waker).is_pending());
+    drop(held);
+    assert_eq!(count.0.load(SeqCst), 1);
+    // A running request passes the notified one before it is polled.
+    let passer = lock
+        .try_write(0..10)
+        .expect("barging passes a notified waiter");
+    assert!(
+        poll(fut.as_mut(), &waker).is_pending(),
+        "passed: waits again"
+    );
+    drop(passer);
+    assert_eq!(count.0.load(SeqCst), 2);
+    assert!(poll(fut.as_mut(), &waker).is_ready());
+}
+
+#[test]
+fn arc_guards_keep_the_lock_alive_and_downgrade_atomically() {
+    let lock = Arc::new(RangeRwLock::new());
+    let w = lock.write_arc(0..10);
+    assert!(lock.try_write_arc(5..6).is_none());
+    assert!(lock.try_read_arc(5..6).is_none());
+    let weak = Arc::downgrade(&lock);
+    drop(lock);
+    assert!(weak.upgrade().is_some(), "the guard keeps the lock");
+    let r = w.downgrade();
+    let lock = weak.upgrade().unwrap();
+    assert!(lock.try_read_arc(5..6).is_some());
+    assert!(lock.try_write_arc(5..6).is_none());
+    drop(lock);
+    drop(r);
+    assert!(weak.upgrade().is_none(), "the last guard let the lock go");
+}
+
+#[test]
+fn a_set_takes_one_queue_position_and_holds_nothing_while_it_waits() {
+    let lock = RangeRwLock::new();
+    let a = lock.write(0..3);
+    let set = RangeSet::new().write(2..6).write(10..11);
+    let (count, waker) = counting();
+    let mut fut = pin!(lock.lock_set_async(&set));
+    assert!(poll(fut.as_mut(), &waker).is_pending());
+    // It holds none of its ranges while it waits for 2..3 ...
+    assert!(!lock.is_locked(3..6) && !lock.is_locked(10..11));
+    // ... but later conflicting requests queue behind it, on any of its ranges.
+    assert!(lock.try_write(10..11).is_none());
+    assert!(lock.try_read(4..5).is_none());
+    assert_eq!(lock.waiting(), 1);
+    drop(a);
+    assert_eq!(count.0.load(SeqCst), 1);
+    let Poll::Ready(guard) = poll(fut.as_mut(), &waker) else {
+        panic!("not granted")
+    };
+    assert!(lock.is_locked(10..11) && lock.is_locked(2..3));
+    drop(guard);
+    assert!(!lock.is_locked(..));
+}
+
+#[test]
+fn the_ascending_order_deadlock_does_not_happen_with_a_set() {
+    // Thread 1 wants 0..=2 and 3..=5; thread 2 wants 0..=3. Taken one at a time, thread 1
+    // can hold 0..=2 while thread 2 queues for 0..=3 and thread 1's 3..=5 queues behind it.
+    let lock = Arc::new(RangeRwLock::new());
+    let set = RangeSet::new().write(0..=2).write(3..=5);
+    let both = lock.lock_set(&set);
+    let other = thread::spawn({
+        let lock = lock.clone();
+        move || lock.write(0..=3).range()
+    });
+    wait_for_waiting(&lock, 1);
+    drop(both);
+    assert_eq!(other.join().unwrap(), 0..=3);
+}
+
+#[test]
+fn try_lock_set_fails_whole_and_an_empty_set_holds_nothing() {
+    let lock = RangeRwLock::new();
+    let _held = lock.read(5..6);
+    let set = RangeSet::new().write(0..1).write(5..6);
+    assert!(lock.try_lock_set(&set).is_none());
+    assert!(!lock.is_locked(0..1));
+    let reads = RangeSet::new().read(0..1).read(5..6);
+    let g = lock.try_lock_set(&reads).expect("readers share");
+    assert!(lock.try_write(0..1).is_none());
+    drop(g);
+    assert!(lock.try_write(0..1).is_some());
+    let empty = RangeSet::new().write(3..3);
+    let e = lock.lock_set(&empty);
+    assert!(e.set().is_empty());
+    assert!(lock.try_write(..5).is_some());
+}
+
+#[test]
+fn a_waiting_set_request_is_granted_when_its_last_conflict_leaves() {
+    let lock = Arc::new(RangeRwLock::new());
+    let left = lock.write_arc(0..10);
+    let right = lock.read_arc(100..110);
+    let set = Arc::new(RangeSet::new().write(5..7).write(105..107).read(50..60));
+    let (count, waker) = counting();
+    let mut fut = pin!(lock.lock_set_async(&set));
+    assert!(poll(fut.as_mut(), &waker).is_pending());
+    drop(left);
+    assert!(
+        poll(fut.as_mut(), &waker).is_pending(),
+        "still blocked by `right`"
+    );
+    assert_eq!(count.0.load(SeqCst), 0);
+    drop(right);
+    assert_eq!(count.0.load(SeqCst), 1);
+    let Poll::Ready(guard) = poll(fut.as_mut(), &waker) else {
+        panic!("not granted")
+    };
+    assert!(lock.try_read(106..107).is_none());
+    assert!(lock.try_read(55..56).is_some());
+    assert!(lock.try_write(55..56).is_none());
+    drop(guard);
+    assert!(!lock.is_locked(..));
+}
+
+#[test]
+fn set_ranges_merge_overlaps_and_keep_the_stronger_mode() {
+    let set = RangeSet::new()
+        .read(10..20)
+        .write(15..16)
+        .read(0..5)
+        .read(4..8)
+        .read(30..30);
+    assert_eq!(
+        set.ranges().collect::<Vec<_>>(),
+        [(0..=7, false), (10..=19, true)]
+    );
+    assert_eq!(format!("{set:?}"), "[read 0..=7, write 10..=19]");
+}
+
+#[test]
+fn futures_and_owned_guards_are_send_and_static() {
+    fn send<T: Send>(_: &T) {}
+    fn owned<T: Send + Sync + 'static>(_: &T) {}
+    let lock = Arc::new(RangeRwLock::new());
+    let set = RangeSet::new();
+    send(&lock.read_async(0..1));
+    send(&lock.write_async(0..1));
+    send(&lock.lock_set_async(&set));
+    let f = lock.write_owned(0..1);
+    send(&f);
+    fn is_static<T: 'static>(_: &T) {}
+    is_static(&f);
+    owned(&lock.read_arc(0..1));
+    owned(&lock.write_arc(0..1));
+}

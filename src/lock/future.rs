@@ -1,0 +1,270 @@
+//! Async acquisition: futures that own their wait node.
+//!
+//! An [`Acquire`] is the async twin of the blocking path in `mod.rs`. Its first poll tries the
+//! slot fast path, then queues the request in the tree with the future's own [`WaitNode`] and
+//! the task's waker, stored under the internal mutex before the entries become visible. A
+//! release that grants the request takes the waker out of the node and wakes it (`wait.rs`);
+//! later polls read the node's state. Nothing is allocated: the node lives inside the pinned
+//! future, and the tree points at it until the request is granted or has left the queue.
+//!
+//! Pinning and aliasing: the future is `!Unpin` (the node is `PhantomPinned`) and is only ever
+//! used through `&self` (its phase is a `Cell`), never through `&mut` while other threads may
+//! look at the node, except in `Drop`, which first takes the request out of the queue and waits
+//! until no releasing thread has the node in its wake list.
+//!
+//! Cancellation: dropping a future that is still queued settles its request under the mutex,
+//! as a timed-out blocking request does: if it was granted meanwhile (or, barging, was free to
+//! claim) it is released, which grants whoever waited only for it; otherwise it leaves the
+//! queue and un-counts itself from the requests behind it.
+
+use core::cell::Cell;
+use core::fmt;
+use core::future::Future;
+use core::ops::Deref;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::Arc;
+
+use super::fast::Fast;
+use super::guard::{Held, Hold};
+use super::queue::{Mode, Part};
+use super::wait::{wait_unlinked, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED};
+use super::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeRwLock, RangeWriteGuard};
+use crate::range::Span;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not polled yet.
+    Start,
+    /// Queued in the tree under this `seq`, waiting.
+    Queued(u64),
+    /// The output was handed out.
+    Done,
+}
+
+/// What is requested.
+#[derive(Clone, Copy)]
+enum Request {
+    /// One range (possibly empty).
+    One { span: Span, mode: Mode },
+    /// A set of ranges (sorted, disjoint, not empty), borrowed by the public future for as long
+    /// as it lives.
+    Set(*const [Part]),
+}
+
+/// A request being acquired asynchronously, on the lock that `L` leads to.
+pub(crate) struct Acquire<L: Deref<Target = RangeRwLock> + Clone> {
+    lock: L,
+    request: Request,
+    /// For `Request::One`: its part, which the tree's node points at once queued.
+    one: [Part; 1],
+    phase: Cell<Phase>,
+    /// `!Unpin`: the tree points at it while the request is queued.
+    node: WaitNode,
+}
+
+// SAFETY: a `Set` request points at `Part`s (plain integers) that the public future borrows
+// for its whole life, so sending the future sends a shared borrow of `Sync` data; `Cell<Phase>`
+// and the node are touched through the future's owner (and the node, as documented in
+// `wait.rs`, by releasing threads, which `WaitNode: Sync` covers).
+unsafe impl<L: Deref<Target = RangeRwLock> + Clone + Send> Send for Acquire<L> {}
+
+impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
+    /// A request for one range; `span` was normalised at the caller (which panics there for an
+    /// inverted range).
+    pub(crate) fn one(lock: L, span: Span, mode: Mode) -> Self {
+        let (start, last) = match span {
+            Span::Range { start, last } => (start, last),
+            Span::Empty { at } => (at, at),
+        };
+        Self::new(
+            lock,
+            Request::One { span, mode },
+            Part { start, last, mode },
+        )
+    }
+
+    /// A request for a set of ranges.
+    ///
+    /// The caller keeps `parts` borrowed (and unchanged) for as long as the future lives.
+    pub(crate) fn set(lock: L, parts: &[Part]) -> Self {
+        Self::new(lock, Request::Set(parts), Part::default())
+    }
+
+    fn new(lock: L, request: Request, one: Part) -> Self {
+        Acquire {
+            lock,
+            request,
+            one: [one],
+            phase: Cell::new(Phase::Start),
+            node: WaitNode::new(),
+        }
+    }
+
+    fn parts(&self) -> &[Part] {
+        match self.request {
+            Request::One { .. } => &self.one,
+            // SAFETY: the public future borrows the set for its whole life (see `set`).
+            Request::Set(parts) => unsafe { &*parts },
+        }
+    }
+
+    /// The guard's `Hold` for a granted single-range request.
+    fn hold(&self, place: super::guard::Place) -> Hold {
+        match self.request {
+            Request::One { span, .. } => Hold::new(span, place),
+            Request::Set(_) => unreachable!("a set request has no single hold"),
+        }
+    }
+
+    /// Polls a single-range request: once granted, its guard's core.
+    pub(crate) fn poll_held(&self, cx: &mut Context<'_>) -> Poll<Held<L>> {
+        self.poll_acquire(cx)
+            .map(|(lock, place)| Held::new(lock, self.hold(place)))
+    }
+
+    /// Polls the request: once granted, returns the lock and where the request is held
+    /// (`Place::Tree(seq)` for sets, or `Place::Empty` for an empty set or range).
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it returned `Ready`.
+    pub(super) fn poll_acquire(&self, cx: &mut Context<'_>) -> Poll<(L, super::guard::Place)> {
+        use super::guard::Place;
+        let place = match self.phase.get() {
+            Phase::Start => match self.start(cx) {
+                Some(place) => place,
+                None => return Poll::Pending,
+            },
+            Phase::Queued(seq) => {
+                if !self.granted(cx) {
+                    return Poll::Pending;
+                }
+                Place::Tree(seq)
+            }
+            Phase::Done => panic!("a range lock future was polled after it completed"),
+        };
+        self.phase.set(Phase::Done);
+        Poll::Ready((self.lock.clone(), place))
+    }
+
+    /// The first poll: the fast path, or the queue. `None` if the request waits.
+    fn start(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
+        use super::guard::Place;
+        let lock = &*self.lock;
+        if let Request::One { span, mode } = self.request {
+            let Span::Range { start, last } = span else {
+                return Some(Place::Empty);
+            };
+            if let Fast::Taken(i) = lock.try_slot(start, last, mode) {
+                return Some(Place::Slot(i));
+            }
+        }
+        let parts = self.parts();
+        if parts.is_empty() {
+            return Some(Place::Empty);
+        }
+        let queued = {
+            let mut tree = lock.lock_tree(parts.len());
+            // Not queued yet, and under the mutex: the waker slot is ours.
+            self.node.set_waker(cx.waker());
+            tree.enqueue(parts, Some(&self.node), false)
+                .expect("a waiting request is always queued")
+        };
+        if queued.granted {
+            return Some(Place::Tree(queued.seq));
+        }
+        self.phase.set(Phase::Queued(queued.seq));
+        None
+    }
+
+    /// A later poll of a queued request: true once it holds its ranges; otherwise the waker
+    /// of `cx` is the one a grant will wake.
+    fn granted(&self, cx: &mut Context<'_>) -> bool {
+        let lock = &*self.lock;
+        loop {
+            match self.node.state() {
+                GRANTED => return true,
+                NOTIFIED => {
+                    // Barging: claim it unless a running request passed it meanwhile.
+                    if lock.lock_state().claim(&self.node) {
+                        return true;
+                    }
+                }
+                // A releasing thread is about to hand it its final state (and owns the old
+                // waker): that takes a few instructions.
+                LINKED_GRANT | LINKED_NOTIFY => wait_unlinked(&lock.parker, &self.node),
+                _ => {
+                    let _state = lock.lock_state();
+                    // Under the mutex a `WAITING` node cannot be linked: replacing the waker
+                    // cannot race a grant.
+                    if self.node.state() == super::wait::WAITING {
+                        self.node.set_waker(cx.waker());
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<L: Deref<Target = RangeRwLock> + Clone> Drop for Acquire<L> {
+    fn drop(&mut self) {
+        if let Phase::Queued(seq) = self.phase.get() {
+            // Leaves the queue, or, if it was granted meanwhile, releases the request (which
+            // grants whoever waited only for it). Either way no releasing thread has the node
+            // in its list afterwards.
+            if self.lock.give_up(&self.node) {
+                self.lock.release_request(self.parts(), seq);
+            }
+        }
+    }
+}
+
+/// The future of [`RangeRwLock::read_async`]: resolves to a [`RangeReadGuard`] once the range
+/// is locked shared. Dropping it before then gives up the request (see the crate docs on
+/// cancellation).
+#[must_use = "futures do nothing unless polled"]
+pub struct ReadFuture<'a>(pub(super) Acquire<&'a RangeRwLock>);
+
+/// The future of [`RangeRwLock::write_async`]: resolves to a [`RangeWriteGuard`] once the
+/// range is locked exclusive. Dropping it before then gives up the request.
+#[must_use = "futures do nothing unless polled"]
+pub struct WriteFuture<'a>(pub(super) Acquire<&'a RangeRwLock>);
+
+/// The future of [`RangeRwLock::read_owned`]: resolves to an [`ArcRangeReadGuard`]. Dropping
+/// it before then gives up the request.
+#[must_use = "futures do nothing unless polled"]
+pub struct OwnedReadFuture(pub(super) Acquire<Arc<RangeRwLock>>);
+
+/// The future of [`RangeRwLock::write_owned`]: resolves to an [`ArcRangeWriteGuard`].
+/// Dropping it before then gives up the request.
+#[must_use = "futures do nothing unless polled"]
+pub struct OwnedWriteFuture(pub(super) Acquire<Arc<RangeRwLock>>);
+
+/// `Future` and `Debug` for the single-range futures.
+macro_rules! range_future {
+    ($($future:ident $(<$l:lifetime>)? => $guard:ident $(<$gl:lifetime>)?;)*) => {$(
+        impl$(<$l>)? Future for $future$(<$l>)? {
+            type Output = $guard$(<$gl>)?;
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                // Used through `&self` only: nothing is moved out of the pinned future.
+                self.into_ref().get_ref().0.poll_held(cx).map($guard)
+            }
+        }
+
+        impl$(<$l>)? fmt::Debug for $future$(<$l>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($future)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+range_future! {
+    ReadFuture<'a> => RangeReadGuard<'a>;
+    WriteFuture<'a> => RangeWriteGuard<'a>;
+    OwnedReadFuture => ArcRangeReadGuard;
+    OwnedWriteFuture => ArcRangeWriteGuard;
+}

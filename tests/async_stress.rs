@@ -1,0 +1,193 @@
+//! Async requests under tokio, cancelled at random: exclusion holds (shadow counters) and
+//! nothing is stranded (every task finishes, and the lock ends idle with nobody waiting).
+//! Bounded in count and in time.
+
+use rangelock::{RangeRwLock, RangeSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CELLS: usize = 16;
+const TASKS: u64 = 48;
+const ROUNDS: u64 = 150;
+
+/// Per cell: -1 while a writer is inside, else the number of readers inside.
+struct Shadow([AtomicI64; CELLS]);
+
+impl Shadow {
+    fn enter(&self, cells: std::ops::Range<usize>, write: bool) {
+        for c in cells {
+            if write {
+                let was = self.0[c].swap(-1, SeqCst);
+                assert_eq!(was, 0, "a writer entered cell {c} while it was taken");
+            } else {
+                let was = self.0[c].fetch_add(1, SeqCst);
+                assert!(was >= 0, "a reader entered cell {c} under a writer");
+            }
+        }
+    }
+
+    fn leave(&self, cells: std::ops::Range<usize>, write: bool) {
+        for c in cells {
+            if write {
+                assert_eq!(self.0[c].swap(0, SeqCst), -1);
+            } else {
+                self.0[c].fetch_sub(1, SeqCst);
+            }
+        }
+    }
+}
+
+/// A tiny deterministic generator per task.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+async fn worker(lock: Arc<RangeRwLock>, shadow: Arc<Shadow>, done: Arc<AtomicU64>, seed: u64) {
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for _ in 0..ROUNDS {
+        let start = (next(&mut rng) % CELLS as u64) as usize;
+        let len = 1 + (next(&mut rng) % 4) as usize;
+        let end = (start + len).min(CELLS);
+        let write = next(&mut rng) % 3 == 0;
+        let kind = next(&mut rng) % 4;
+        // Some requests are cancelled: a timeout of 0–200 µs races the grant.
+        let patience = Duration::from_micros(next(&mut rng) % 200);
+        let range = start as u64..end as u64;
+        let held = match kind {
+            0 => {
+                let set = RangeSet::new().write(range.clone());
+                tokio::select! {
+                    g = lock.lock_set_async(&set) => {
+                        shadow.enter(start..end, true);
+                        tokio::task::yield_now().await;
+                        shadow.leave(start..end, true);
+                        drop(g);
+                        true
+                    }
+                    () = tokio::time::sleep(patience) => false,
+                }
+            }
+            _ if write => match tokio::time::timeout(patience, lock.write_owned(range)).await {
+                Ok(g) => {
+                    shadow.enter(start..end, true);
+                    tokio::task::yield_now().await;
+                    shadow.leave(start..end, true);
+                    drop(g);
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => match tokio::time::timeout(patience, lock.read_async(range)).await {
+                Ok(g) => {
+                    shadow.enter(start..end, false);
+                    tokio::task::yield_now().await;
+                    shadow.leave(start..end, false);
+                    drop(g);
+                    true
+                }
+                Err(_) => false,
+            },
+        };
+        done.fetch_add(if held { 1 } else { 1 << 32 }, SeqCst);
+    }
+}
+
+fn run(runtime: tokio::runtime::Runtime) {
+    let lock = Arc::new(RangeRwLock::new());
+    let shadow = Arc::new(Shadow(std::array::from_fn(|_| AtomicI64::new(0))));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| tokio::spawn(worker(lock.clone(), shadow.clone(), done.clone(), t + 1)))
+            .collect();
+        for task in tasks {
+            // A stranded request would hang its task: bound the wait.
+            tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .expect("a task never finished: a request was stranded")
+                .expect("a task panicked");
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let (granted, cancelled) = (done.load(SeqCst) & 0xffff_ffff, done.load(SeqCst) >> 32);
+    assert_eq!(granted + cancelled, TASKS * ROUNDS);
+    assert!(granted > 0, "nothing was ever granted");
+    assert!(
+        cancelled > 0,
+        "no request was ever cancelled: the test does not test that"
+    );
+    eprintln!("{granted} granted, {cancelled} cancelled");
+    assert_eq!(lock.waiting(), 0);
+    assert!(
+        !lock.is_locked(..),
+        "a cancelled request left a range locked"
+    );
+    assert!(lock.try_write(..).is_some());
+}
+
+#[test]
+fn random_cancellation_on_a_current_thread_runtime() {
+    run(tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap());
+}
+
+#[test]
+fn random_cancellation_on_a_multi_thread_runtime() {
+    run(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap());
+}
+
+/// Blocking and async requests in one FIFO: a blocking holder on a worker thread's neighbour
+/// (a plain thread) does not stop tasks on other ranges, and they all finish.
+#[test]
+fn blocking_threads_and_tasks_share_one_queue() {
+    let lock = Arc::new(RangeRwLock::new());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let lock = lock.clone();
+            std::thread::spawn(move || {
+                for i in 0..300u64 {
+                    let _g = lock.write((i + t) % 8..(i + t) % 8 + 2);
+                }
+            })
+        })
+        .collect();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                let lock = lock.clone();
+                tokio::spawn(async move {
+                    for i in 0..100u64 {
+                        let _g = lock.write_async((i * 3 + t) % 8..(i * 3 + t) % 8 + 3).await;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .expect("stranded")
+                .unwrap();
+        }
+    });
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(!lock.is_locked(..));
+}
