@@ -43,39 +43,48 @@ only=${1:-}
 mutant readers-conflict src/lock/queue.rs \
   's/self == Mode::Write \|\| other == Mode::Write/true/' \
   two_readers_share_an_overlapping_range
-mutant writer-ignores-readers src/lock/queue.rs \
-  's/blocking \+= usize::from\(mode.conflicts\(r.mode\)\)/blocking += usize::from(r.mode == Mode::Write)/' \
+mutant writer-ignores-slot-readers src/lock/fast.rs \
+  's/mode.conflicts\(Self::slot_mode\(word, i\)\)/(mode == Mode::Write \&\& Self::slot_mode(word, i) == Mode::Write)/' \
   a_writer_excludes_overlapping_readers_and_writers
 mutant disjoint-conflict src/lock/queue.rs \
-  's/for_each_overlap\(start, last, \|r\| \{\n(\s*)blocking/for_each_overlap(0, u64::MAX, |r| {\n$1blocking/' \
+  's/for_each_overlap\(part.start, part.last, \|_, _, _, entry\| \{\n(\s*)if !part.mode.conflicts/for_each_overlap(0, u64::MAX, |_, _, _, entry| {\n$1if !part.mode.conflicts/' \
   disjoint_writers_both_proceed
 mutant fifo-reader-steals src/lock/queue.rs \
-  's/blocking \+= usize::from\(mode.conflicts\(r.mode\)\)/blocking += usize::from(mode.conflicts(r.mode) && (mode == Mode::Write || r.blocking == 0))/' \
+  's/if !part.mode.conflicts\(entry.mode\(\)\) \{\n(\s*)return true;/if !part.mode.conflicts(entry.mode()) || (part.mode == Mode::Read \&\& entry.node.is_some()) {\n$1return true;/' \
   three_conflicting_requests_are_granted_in_arrival_order
-mutant release-wakes-nobody src/lock/fast.rs \
-  's/if woke \{\n(\s*)self.parker.wake\(self.key\(\)\);/if false {\n$1self.parker.wake(self.key());/' \
+mutant release-wakes-nobody src/lock/wait.rs \
+  's/None => self.parker.unpark_one\(key\),/None => {}/' \
   a_release_wakes_the_waiter_it_unblocks_and_no_other
 mutant release-grants-every-overlap src/lock/queue.rs \
-  's/r.blocking -= 1;/r.blocking = 0;/' \
+  's/let count = node.blocking\(\);\n(\s*)debug_assert!\(count > 0/let count = node.blocking().min(1);\n$1debug_assert!(count > 0/' \
   a_release_wakes_the_waiter_it_unblocks_and_no_other
 mutant timeout-keeps-its-count src/lock/queue.rs \
-  's/(if gone.blocking > 0 \{\n\s*self.waiting -= 1;)/$1 return false;/' \
+  's/(self.waiting -= 1;\n\s*\}\n\s*)self.unblock\(start, last, entry, wake\);/${1}if !was_waiting { self.unblock(start, last, entry, wake); }/' \
   a_timeout_racing_a_release_strands_nobody
 mutant downgrade-wakes-nobody src/lock/queue.rs \
-  's/self.unblock\(start, last, \|r\| r.prio > prio && r.mode == Mode::Read\)/{ let _ = prio; false }/' \
+  's/self.unblock_where\(part.start, part.last, was, \|e\| e.mode\(\) == Mode::Read, wake\);/let _ = was;/' \
   downgrade_lets_a_queued_reader_in
-mutant claim-without-generation src/lock/fast.rs \
-  's/\(word & !TAG\).wrapping_add\(GENERATION\) \| CLAIMED/(word \& !TAG) | CLAIMED/' \
-  a_lone_holder_racing_the_request_that_moves_it
-mutant lone-release-ignores-move src/lock/fast.rs \
-  's/(fn leave_moved\(&self\) \{\n)/$1        if true { return; }\n/' \
+mutant release-ignores-move src/lock/fast.rs \
+  's/if word & TREE != 0 \{\n(\s*)return self.release_moved\(i, start\);/if false {\n$1return self.release_moved(i, start);/' \
   a_lone_holder_racing_the_request_that_moves_it
 mutant claim-although-passed src/lock/queue.rs \
-  's/(let request = self.tree.get_mut\(id\);\n\s*)if request.blocking == 0 \{/$1if true {/' \
+  's/(fn claim\(&mut self, node: &WaitNode\) -> bool \{\n\s*)if node.blocking\(\) == 0 \{/${1}if true {/' \
   barging_passes_a_woken_waiter_without_losing_it
 mutant pass-without-counting src/lock/queue.rs \
-  's/(if mode.conflicts\(r.mode\)) \{\n(\s*)r.blocking \+= 1;/$1 \&\& r.blocking > 0 {\n$2r.blocking += 1;/' \
+  's/node.set_blocking\(count \+ 1\);/node.set_blocking(count);/' \
   barging_passes_a_woken_waiter_without_losing_it
+mutant dropped-future-keeps-its-grant src/lock/future.rs \
+  's/if self.lock.give_up\(&self.node\) \{/if self.lock.give_up(\&self.node) \&\& false {/' \
+  a_pending_future_dropped_while_a_release_grants_it future
+mutant stale-waker src/lock/future.rs \
+  's/(if self.node.state\(\) == super::wait::WAITING \{\n\s*)self.node.set_waker\(cx.waker\(\)\);/$1/' \
+  a_waker_replaced_while_a_grant_races future
+mutant slot-release-relaxed src/lock/fast.rs \
+  's/word & !\(occupied\(i\) \| writer\(i\)\),\n(\s*)Ordering::Release,/word \& !(occupied(i) | writer(i)),\n$1Ordering::Relaxed,/' \
+  an_owned_guard_dropped_on_another_thread future
+mutant set-checks-its-first-range-only src/lock/queue.rs \
+  's/let mut ahead = u64::MAX;\n(\s*)for part in parts \{/let mut ahead = u64::MAX;\n${1}for part in \&parts[..1] {/' \
+  a_set_request_that_partly_overlaps_two_holders future
 mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \
   a_fault_racing_a_punch_never_sees_a_reused_block_with_the_range_lock mm

@@ -103,6 +103,8 @@ fn disjoint_writers_both_proceed() {
         let left = Shared::new();
         let right = Shared::new();
         let held = lock.write(0..10);
+        // Every fast-path slot taken: the other writer goes through the tree.
+        let elsewhere = lock.write(30..40);
         left.bump();
         let other = {
             let (lock, right) = (lock.clone(), right.clone());
@@ -113,7 +115,7 @@ fn disjoint_writers_both_proceed() {
         };
         // Joined while `held` is held: a disjoint writer that waited would deadlock here.
         other.join().unwrap();
-        drop(held);
+        drop((held, elsewhere));
         assert_eq!(left.get() + right.get(), 2);
     });
 }

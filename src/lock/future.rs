@@ -72,6 +72,7 @@ unsafe impl<L: Deref<Target = RangeRwLock> + Clone + Send> Send for Acquire<L> {
 impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// A request for one range; `span` was normalised at the caller (which panics there for an
     /// inverted range).
+    #[inline]
     pub(crate) fn one(lock: L, span: Span, mode: Mode) -> Self {
         let (start, last) = match span {
             Span::Range { start, last } => (start, last),
@@ -91,6 +92,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         Self::new(lock, Request::Set(parts), Part::default())
     }
 
+    #[inline]
     fn new(lock: L, request: Request, one: Part) -> Self {
         Acquire {
             lock,
@@ -101,6 +103,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         }
     }
 
+    #[inline]
     fn parts(&self) -> &[Part] {
         match self.request {
             Request::One { .. } => &self.one,
@@ -110,6 +113,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     }
 
     /// The guard's `Hold` for a granted single-range request.
+    #[inline]
     fn hold(&self, place: super::guard::Place) -> Hold {
         match self.request {
             Request::One { span, .. } => Hold::new(span, place),
@@ -118,6 +122,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     }
 
     /// Polls a single-range request: once granted, its guard's core.
+    #[inline(always)]
     pub(crate) fn poll_held(&self, cx: &mut Context<'_>) -> Poll<Held<L>> {
         self.poll_acquire(cx)
             .map(|(lock, place)| Held::new(lock, self.hold(place)))
@@ -129,6 +134,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// # Panics
     ///
     /// If polled again after it returned `Ready`.
+    #[inline(always)]
     pub(super) fn poll_acquire(&self, cx: &mut Context<'_>) -> Poll<(L, super::guard::Place)> {
         use super::guard::Place;
         let place = match self.phase.get() {
@@ -149,6 +155,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     }
 
     /// The first poll: the fast path, or the queue. `None` if the request waits.
+    #[inline(always)]
     fn start(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
         use super::guard::Place;
         let lock = &*self.lock;
