@@ -2,22 +2,13 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p loom-tests --release --test future`.
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use loom::sync::Arc;
 use loom::thread;
+use loom_tests::{model, Shared};
 use rangelock::{RangeRwLock, RangeSet};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Wake, Waker};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
 
 /// A waker that counts its wake-ups (in a loom atomic, so that loom sees the hand-off).
 struct Count(AtomicUsize);
@@ -35,28 +26,6 @@ fn counting() -> (std::sync::Arc<Count>, Waker) {
 
 fn poll<F: Future>(fut: std::pin::Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
     fut.poll(&mut Context::from_waker(waker))
-}
-
-/// Data that loom checks for concurrent access.
-struct Shared(UnsafeCell<u64>);
-
-// SAFETY: every access is made under a range guard; loom checks that this holds.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn new() -> Arc<Shared> {
-        Arc::new(Shared(UnsafeCell::new(0)))
-    }
-
-    fn bump(&self) {
-        // SAFETY: callers hold a write guard over the data's range; loom reports otherwise.
-        self.0.with_mut(|p| unsafe { *p += 1 });
-    }
-
-    fn get(&self) -> u64 {
-        // SAFETY: callers hold a read or write guard over the data's range.
-        self.0.with(|p| unsafe { *p })
-    }
 }
 
 #[test]

@@ -5,48 +5,17 @@
 //! lets two conflicting guards touch the same data at once fails on the `UnsafeCell` access.
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
+use loom_tests::{model, Shared};
 use rangelock::RangeRwLock;
 use std::time::Duration;
-
-/// Runs `f` under loom, with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS` says.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
 
 /// Waits (yielding to loom) until `n` requests are queued and not granted.
 fn until_waiting(lock: &RangeRwLock, n: usize) {
     while lock.waiting() < n {
         thread::yield_now();
-    }
-}
-
-/// Data that loom checks for concurrent access: a write racing any other access fails.
-struct Shared(UnsafeCell<u64>);
-
-// SAFETY: every access is made under a range guard; loom checks that this holds.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn new() -> Arc<Shared> {
-        Arc::new(Shared(UnsafeCell::new(0)))
-    }
-
-    fn bump(&self) {
-        // SAFETY: callers hold a write guard over the data's range; loom reports otherwise.
-        self.0.with_mut(|p| unsafe { *p += 1 });
-    }
-
-    fn get(&self) -> u64 {
-        // SAFETY: callers hold a read or write guard over the data's range.
-        self.0.with(|p| unsafe { *p })
     }
 }
 

@@ -4,20 +4,13 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use loom_tests::model;
 use rangelock::mm::{
     Access, AddressSpace, InvalidateLock, MemBacking, Unlocked, WholeRwSem, PAGE_SIZE,
 };
 use rangelock::RangeRwLock;
 
 const PAGE: u64 = PAGE_SIZE as u64;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
 
 /// A fault of page 0 races `punch_hole(page 0)` followed by a write of page 2, which takes
 /// the block page 0 just gave up. The fault may see the old data or zeros (or find its

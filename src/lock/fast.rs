@@ -105,10 +105,17 @@ impl RangeRwLock {
     /// mode.
     #[inline]
     fn lock_slots(&self) -> Option<u64> {
+        self.lock_slots_unless(|word| word & TREE != 0)
+    }
+
+    /// Takes the slot table unless `refuse(word)` (checked on every word seen before it is
+    /// taken); returns the word as it was, without `LOCKED`.
+    #[inline(always)]
+    fn lock_slots_unless(&self, refuse: impl Fn(u64) -> bool) -> Option<u64> {
         let mut word = self.word.load(Ordering::Relaxed);
         let mut spins = 0;
         loop {
-            if word & TREE != 0 {
+            if refuse(word) {
                 return None;
             }
             if word & LOCKED != 0 {
@@ -133,29 +140,10 @@ impl RangeRwLock {
     /// Takes a slot for `[start, last]` if no slot holder conflicts and one is free.
     #[inline]
     pub(super) fn try_slot(&self, start: u64, last: u64, mode: Mode) -> Fast {
-        let mut word = self.word.load(Ordering::Relaxed);
-        let mut spins = 0;
-        loop {
-            if word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED {
-                return Fast::Busy;
-            }
-            if word & LOCKED != 0 {
-                self.wait_unlocked(&mut spins);
-                word = self.word.load(Ordering::Relaxed);
-                continue;
-            }
-            // Acquire: the ranges published by the slots' holders, and what earlier holders
-            // of an overlapping range did before they released, happen before.
-            match self.word.compare_exchange(
-                word,
-                word | LOCKED,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => word = now,
-            }
-        }
+        let full = |word| word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED;
+        let Some(word) = self.lock_slots_unless(full) else {
+            return Fast::Busy;
+        };
         let writer_bit = |i| if mode == Mode::Write { writer(i) } else { 0 };
         if word & ALL_OCCUPIED == 0 {
             // Alone: nothing to check.

@@ -167,6 +167,14 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 return Some(Place::Slot(i));
             }
         }
+        self.queue(cx)
+    }
+
+    /// The rest of the first poll, out of line: the request goes through the tree.
+    #[inline(never)]
+    fn queue(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
+        use super::guard::Place;
+        let lock = &*self.lock;
         let parts = self.parts();
         if parts.is_empty() {
             return Some(Place::Empty);

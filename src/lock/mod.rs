@@ -701,13 +701,8 @@ impl RangeRwLock {
     /// assert!(lock.try_write(2..4).is_some());
     /// ```
     pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
-        let seq = if set.is_empty() {
-            0
-        } else {
-            self.acquire_parts(set.parts(), Wait::Forever)
-                .expect("a request without deadline is granted")
-        };
-        RangeSetGuard::new(self, set, seq)
+        self.acquire_set(set, Wait::Forever)
+            .expect("a request without deadline is granted")
     }
 
     /// As [`lock_set`](Self::lock_set), but fails instead of waiting: `None` if any range of
@@ -722,12 +717,7 @@ impl RangeRwLock {
     /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
     /// ```
     pub fn try_lock_set<'a>(&'a self, set: &'a RangeSet) -> Option<RangeSetGuard<'a>> {
-        let seq = if set.is_empty() {
-            0
-        } else {
-            self.acquire_parts(set.parts(), Wait::Never)?
-        };
-        Some(RangeSetGuard::new(self, set, seq))
+        self.acquire_set(set, Wait::Never)
     }
 
     /// As [`lock_set`](Self::lock_set), asynchronously (see [`read_async`](Self::read_async)
@@ -792,6 +782,16 @@ impl RangeRwLock {
     #[inline(never)]
     fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<u64> {
         self.acquire_parts(&[Part { start, last, mode }], wait)
+    }
+
+    /// Acquires every range of `set` as one request; an empty set holds nothing.
+    fn acquire_set<'a>(&'a self, set: &'a RangeSet, wait: Wait) -> Option<RangeSetGuard<'a>> {
+        let seq = if set.is_empty() {
+            0
+        } else {
+            self.acquire_parts(set.parts(), wait)?
+        };
+        Some(RangeSetGuard::new(self, set, seq))
     }
 
     /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
