@@ -195,6 +195,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
     /// A later poll of a queued request: true once it holds its ranges; otherwise the waker
     /// of `cx` is the one a grant will wake.
+    #[inline(never)]
     fn granted(&self, cx: &mut Context<'_>) -> bool {
         let lock = &*self.lock;
         loop {
@@ -263,6 +264,7 @@ macro_rules! range_future {
         impl$(<$l>)? Future for $future$(<$l>)? {
             type Output = $guard$(<$gl>)?;
 
+            #[inline(always)]
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 // Used through `&self` only: nothing is moved out of the pinned future.
                 self.into_ref().get_ref().0.poll_held(cx).map($guard)
