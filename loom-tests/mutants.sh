@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-export CARGO_TARGET_DIR="$root/target/mutants" RUSTFLAGS="--cfg loom"
+export CARGO_TARGET_DIR="$root/target/mutants" RUSTFLAGS="--cfg rangelock_loom"
 
 caught=0 missed=0
 # mutant NAME FILE PERL-SUBSTITUTION MODEL [TEST-FILE]: apply the edit, expect MODEL (in

@@ -133,7 +133,7 @@
 //! grants it, the parking hand-off, `SliceRwLock`'s guards, and the `fallocate`/`lseek` calls of
 //! `mm::FileBacking`. The interval tree uses indices
 //! into a slab and no `unsafe`. The concurrency is model-checked with loom (`loom-tests/`, under
-//! `--cfg loom` the crate's `sync` module swaps in loom's primitives), the unit tests run under
+//! `--cfg rangelock_loom` the crate's `sync` module swaps in loom's primitives), the unit tests run under
 //! miri, and the accounting is tested against a model of which requests may be granted
 //! together.
 //!

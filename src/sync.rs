@@ -1,9 +1,11 @@
 //! The only module that knows about loom.
 //!
 //! Normally the lock is built from `std`'s mutex, atomics and `UnsafeCell`, and parks through
-//! `parking_lot_core`. Under `cfg(loom)` the same names are loom's, and parking is a small
-//! queue of loom threads with the same contract, so the loom models in `loom-tests/` check the
-//! code that ships.
+//! `parking_lot_core`. Under `cfg(rangelock_loom)` the same names are loom's, and parking is a
+//! small queue of loom threads with the same contract, so the loom models in `loom-tests/`
+//! check the code that ships. The cfg is this crate's own, not loom's usual `cfg(loom)`, so that
+//! a downstream crate that builds its own loom models with `--cfg loom` still gets the real
+//! lock (and `const fn new`).
 //!
 //! The parking contract ([`Parker`]): a thread parks on a key (the address of its wait node)
 //! while a condition checked under the parking queue's lock holds; another thread changes what
@@ -11,9 +13,9 @@
 //! lost, harmlessly; a thread may be unparked spuriously (a key reused by a later node), so
 //! every caller re-checks its condition in a loop.
 
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use std::time::Instant;
@@ -27,23 +29,23 @@ pub(crate) type HintUsize = std::sync::atomic::AtomicUsize;
 /// the state behind its mutex, so nothing panics half-way through a change.
 pub(crate) struct Mutex<T>(Inner<T>);
 
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 type Inner<T> = std::sync::Mutex<T>;
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 type Inner<T> = loom::sync::Mutex<T>;
 
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
-    #[cfg(not(loom))]
+    #[cfg(not(rangelock_loom))]
     pub(crate) const fn new(value: T) -> Self {
         Mutex(std::sync::Mutex::new(value))
     }
 
-    #[cfg(loom)]
+    #[cfg(rangelock_loom)]
     pub(crate) fn new(value: T) -> Self {
         Mutex(loom::sync::Mutex::new(value))
     }
@@ -56,10 +58,10 @@ impl<T> Mutex<T> {
 }
 
 /// An `UnsafeCell` with loom's closure API, so that loom can check every access.
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
 
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 impl<T> UnsafeCell<T> {
     pub(crate) const fn new(value: T) -> Self {
         UnsafeCell(core::cell::UnsafeCell::new(value))
@@ -74,12 +76,12 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
 /// One step of waiting for another thread to finish a few instructions: spin briefly, then
 /// yield the CPU.
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 pub(crate) fn spin_wait(spins: &mut u32) {
     if *spins < 64 {
         *spins += 1;
@@ -101,10 +103,10 @@ pub(crate) enum Park {
 }
 
 /// Parks and unparks threads by key.
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 pub(crate) struct Parker;
 
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 impl Parker {
     pub(crate) const fn new() -> Self {
         Parker
@@ -168,19 +170,19 @@ impl Parker {
 }
 
 /// Parks and unparks threads by key: loom's version of the same contract.
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 pub(crate) struct Parker {
     parked: loom::sync::Mutex<Vec<Parked>>,
 }
 
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 struct Parked {
     key: usize,
     thread: loom::thread::Thread,
     unparked: loom::sync::Arc<AtomicBool>,
 }
 
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 impl Parker {
     pub(crate) fn new() -> Self {
         Parker {

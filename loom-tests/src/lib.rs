@@ -1,5 +1,5 @@
 //! loom models of `rangelock` live in `tests/`; this library holds what they share.
-#![cfg(loom)]
+#![cfg(rangelock_loom)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;

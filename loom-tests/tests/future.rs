@@ -1,6 +1,6 @@
 //! loom models of async requests, owned guards and set requests. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p loom-tests --release --test future`.
-#![cfg(loom)]
+//! `RUSTFLAGS="--cfg rangelock_loom" cargo test -p loom-tests --release --test future`.
+#![cfg(rangelock_loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;

@@ -1,9 +1,9 @@
 //! loom models of `RangeRwLock`. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p loom-tests --release`.
+//! `RUSTFLAGS="--cfg rangelock_loom" cargo test -p loom-tests --release`.
 //!
 //! A model that deadlocks (a waiter never woken) fails with loom's deadlock report; one that
 //! lets two conflicting guards touch the same data at once fails on the `UnsafeCell` access.
-#![cfg(loom)]
+#![cfg(rangelock_loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! loom model of the address space's fault racing a hole punch on a tiny space whose device
 //! has two blocks, so the punched page's block is reused at once by a write to another page.
-#![cfg(loom)]
+#![cfg(rangelock_loom)]
 
 use loom::sync::Arc;
 use loom::thread;

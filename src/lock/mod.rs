@@ -74,12 +74,12 @@ impl Wait {
 struct Slot(UnsafeCell<(u64, u64)>);
 
 impl Slot {
-    #[cfg(not(loom))]
+    #[cfg(not(rangelock_loom))]
     const fn new() -> Self {
         Slot(UnsafeCell::new((0, 0)))
     }
 
-    #[cfg(loom)]
+    #[cfg(rangelock_loom)]
     fn new() -> Self {
         Slot(UnsafeCell::new((0, 0)))
     }
@@ -105,9 +105,9 @@ impl Slot {
 
 /// Looks at the grant this many times (spinning) before parking, when next in line. (Not
 /// under loom: a model that spins explores every iteration.)
-#[cfg(not(loom))]
+#[cfg(not(rangelock_loom))]
 const SPINS: u32 = 200;
-#[cfg(loom)]
+#[cfg(rangelock_loom)]
 const SPINS: u32 = 0;
 
 /// A reader/writer lock over ranges of the `u64` space.
@@ -213,7 +213,7 @@ impl RangeRwLock {
     /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::new();
     /// let _g = LOCK.write(0..10);
     /// ```
-    #[cfg(not(loom))]
+    #[cfg(not(rangelock_loom))]
     #[must_use]
     pub const fn new() -> Self {
         RangeRwLock {
@@ -226,7 +226,7 @@ impl RangeRwLock {
     }
 
     /// Creates an unlocked range lock (loom build: not `const`).
-    #[cfg(loom)]
+    #[cfg(rangelock_loom)]
     #[must_use]
     pub fn new() -> Self {
         RangeRwLock {
@@ -253,7 +253,7 @@ impl RangeRwLock {
     /// let lock = rangelock::RangeRwLock::barging(Duration::from_millis(1));
     /// let _w = lock.write(0..4096);
     /// ```
-    #[cfg(not(loom))]
+    #[cfg(not(rangelock_loom))]
     #[must_use]
     pub const fn barging(handoff: Duration) -> Self {
         let mut lock = Self::new();
@@ -262,7 +262,7 @@ impl RangeRwLock {
     }
 
     /// As the non-loom `barging` (loom build: not `const`).
-    #[cfg(loom)]
+    #[cfg(rangelock_loom)]
     #[must_use]
     pub fn barging(handoff: Duration) -> Self {
         let mut lock = Self::new();
@@ -816,7 +816,7 @@ impl RangeRwLock {
     /// Waits until the request of `node` (`parts`, `seq`) is granted (true) or `deadline`
     /// passes (false: the request has left the queue).
     // Under loom `SPINS` is 0, so the spin phase is skipped.
-    #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
+    #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
     fn wait_for_grant(
         &self,
         node: &WaitNode,

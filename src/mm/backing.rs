@@ -117,7 +117,7 @@ impl MemBacking {
     }
 
     fn io_latency(&self) {
-        #[cfg(not(loom))]
+        #[cfg(not(rangelock_loom))]
         if !self.latency.is_zero() {
             std::thread::sleep(self.latency);
         }
