@@ -81,17 +81,21 @@ fn inverted(start: u128, end: u128) -> ! {
 /// Returns the half-open `[start, end)`.
 #[track_caller]
 pub(crate) fn slice_bounds(range: &impl RangeBounds<usize>, len: usize) -> (usize, usize) {
+    // `match`, not `unwrap_or_else(|| panic!(..))`: a closure would report its own location,
+    // not the caller's.
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s
-            .checked_add(1)
-            .unwrap_or_else(|| panic!("attempted to lock a slice from after maximum usize")),
+        Bound::Excluded(&s) => match s.checked_add(1) {
+            Some(s) => s,
+            None => panic!("attempted to lock a slice from after maximum usize"),
+        },
         Bound::Unbounded => 0,
     };
     let end = match range.end_bound() {
-        Bound::Included(&e) => e
-            .checked_add(1)
-            .unwrap_or_else(|| panic!("attempted to lock a slice up to maximum usize")),
+        Bound::Included(&e) => match e.checked_add(1) {
+            Some(e) => e,
+            None => panic!("attempted to lock a slice up to maximum usize"),
+        },
         Bound::Excluded(&e) => e,
         Bound::Unbounded => len,
     };

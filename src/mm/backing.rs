@@ -86,8 +86,25 @@ impl BlockMap {
 }
 
 impl MemBacking {
-    /// A device of `capacity` bytes (whole pages), with no IO latency.
+    /// A device of `capacity` bytes (whole pages: a partial page at the end is not usable),
+    /// with no IO latency.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is less than one page ([`PAGE_SIZE`] bytes): such a device could store
+    /// nothing.
+    ///
+    /// ```
+    /// use rangelock::mm::{MemBacking, PAGE_SIZE};
+    /// let dev = MemBacking::new(10 * PAGE_SIZE as u64 + 100);
+    /// assert_eq!(dev.capacity_blocks(), 10);
+    /// ```
+    #[track_caller]
     pub fn new(capacity: u64) -> Self {
+        assert!(
+            capacity >= PAGE_SIZE as u64,
+            "MemBacking::new({capacity}): a device needs at least one page ({PAGE_SIZE} bytes)"
+        );
         MemBacking {
             capacity: capacity / PAGE_SIZE as u64,
             latency: Duration::ZERO,
