@@ -170,7 +170,7 @@ fn faults_with_punch_one<L: InvalidateLock>(g: &mut BenchmarkGroup<'_, WallTime>
         }
     };
     g.bench_function(name, |b| {
-        b.iter_custom(|iters| run_threads(FAULT_READERS, iters, &reader, Some(&puncher)))
+        b.iter_custom(|iters| run_threads(FAULT_READERS, iters, &reader, Some(&puncher)));
     });
     print_stats(
         "faults_with_punch",
@@ -206,7 +206,7 @@ fn disjoint_writes_one<L: InvalidateLock>(g: &mut BenchmarkGroup<'_, WallTime>, 
         black_box(space.write(page * PAGE, &data).unwrap());
     };
     g.bench_function(name, |b| {
-        b.iter_custom(|iters| run_threads(WRITERS, iters, &writer, None))
+        b.iter_custom(|iters| run_threads(WRITERS, iters, &writer, None));
     });
     print_stats("disjoint_writes", name, &space, "");
 }
@@ -242,7 +242,7 @@ fn cached_reads_one<L: InvalidateLock>(g: &mut BenchmarkGroup<'_, WallTime>, nam
         black_box(&buf);
     };
     g.bench_function(name, |b| {
-        b.iter_custom(|iters| run_threads(CACHED_READERS, iters, &reader, None))
+        b.iter_custom(|iters| run_threads(CACHED_READERS, iters, &reader, None));
     });
     print_stats("cached_reads", name, &space, "");
 }

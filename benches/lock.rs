@@ -140,7 +140,7 @@ fn spins_per_us() -> u64 {
             })
             .min()
             .unwrap();
-        let rounds = (n as u128 * 1000 / best.as_nanos().max(1)) as u64;
+        let rounds = (u128::from(n) * 1000 / best.as_nanos().max(1)) as u64;
         println!("calibration: {rounds} spin rounds ~ 1 us");
         rounds.max(1)
     })
@@ -192,7 +192,7 @@ fn bench_threads(
             wall += took;
             cpu += cpu_time().saturating_sub(cpu_before);
             took
-        })
+        });
     });
     if !wall.is_zero() && !cpu.is_zero() {
         println!(
@@ -236,7 +236,7 @@ fn uncontended(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         let lock = RangeRwLock::new();
         g.bench_function("rangelock", |b| {
-            b.iter(|| drop(black_box(lock.write(black_box(range.clone())))))
+            b.iter(|| drop(black_box(lock.write(black_box(range.clone())))));
         });
         let lock = parking_lot::RwLock::new(());
         g.bench_function("parking_lot", |b| b.iter(|| drop(black_box(lock.write()))));
@@ -244,11 +244,11 @@ fn uncontended(c: &mut Criterion) {
         g.bench_function("std", |b| b.iter(|| drop(black_box(lock.write().unwrap()))));
         let lock = RangeMutex::new(vec![0u8; PAGE as usize]);
         g.bench_function("range_mutex", |b| {
-            b.iter(|| drop(black_box(lock.lock(black_box(usize_range(range.clone()))))))
+            b.iter(|| drop(black_box(lock.lock(black_box(usize_range(range.clone()))))));
         });
         let lock = NaiveRangeLock::new();
         g.bench_function("naive", |b| {
-            b.iter(|| drop(black_box(lock.write(black_box(range.clone())))))
+            b.iter(|| drop(black_box(lock.write(black_box(range.clone())))));
         });
         g.finish();
     }
@@ -257,7 +257,7 @@ fn uncontended(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         let lock = RangeRwLock::new();
         g.bench_function("rangelock", |b| {
-            b.iter(|| drop(black_box(lock.read(black_box(range.clone())))))
+            b.iter(|| drop(black_box(lock.read(black_box(range.clone())))));
         });
         let lock = parking_lot::RwLock::new(());
         g.bench_function("parking_lot", |b| b.iter(|| drop(black_box(lock.read()))));
@@ -265,7 +265,7 @@ fn uncontended(c: &mut Criterion) {
         g.bench_function("std", |b| b.iter(|| drop(black_box(lock.read().unwrap()))));
         let lock = NaiveRangeLock::new();
         g.bench_function("naive", |b| {
-            b.iter(|| drop(black_box(lock.read(black_box(range.clone())))))
+            b.iter(|| drop(black_box(lock.read(black_box(range.clone())))));
         });
         g.finish();
     }
@@ -301,23 +301,23 @@ fn held(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("held_{n}/write"));
         g.throughput(Throughput::Elements(1));
         g.bench_function("rangelock", |b| {
-            b.iter(|| drop(black_box(rangelock.write(black_box(probe.clone())))))
+            b.iter(|| drop(black_box(rangelock.write(black_box(probe.clone())))));
         });
         g.bench_function("range_mutex", |b| {
-            b.iter(|| drop(black_box(rm.lock(black_box(usize_range(probe.clone()))))))
+            b.iter(|| drop(black_box(rm.lock(black_box(usize_range(probe.clone()))))));
         });
         g.bench_function("naive", |b| {
-            b.iter(|| drop(black_box(naive.write(black_box(probe.clone())))))
+            b.iter(|| drop(black_box(naive.write(black_box(probe.clone())))));
         });
         g.finish();
 
         let mut g = c.benchmark_group(format!("held_{n}/read"));
         g.throughput(Throughput::Elements(1));
         g.bench_function("rangelock", |b| {
-            b.iter(|| drop(black_box(rangelock.read(black_box(probe.clone())))))
+            b.iter(|| drop(black_box(rangelock.read(black_box(probe.clone())))));
         });
         g.bench_function("naive", |b| {
-            b.iter(|| drop(black_box(naive.read(black_box(probe.clone())))))
+            b.iter(|| drop(black_box(naive.read(black_box(probe.clone())))));
         });
         g.finish();
 

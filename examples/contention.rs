@@ -102,14 +102,13 @@ fn parse_args() -> Config {
                     other => fail(&format!("unknown workload {other:?}")),
                 }
             }
-            "--threads" | "-t" => config.threads = Some(number(&value(), "--threads") as usize),
+            "--threads" | "-t" => config.threads = Some(whole(&value(), "--threads") as usize),
             "--duration" | "-d" => {
                 config.duration = Duration::from_secs_f64(number(&value(), "--duration"));
             }
-            "--io-us" => config.io = Duration::from_micros(number(&value(), "--io-us") as u64),
+            "--io-us" => config.io = Duration::from_micros(whole(&value(), "--io-us")),
             "--punch-every-us" => {
-                config.punch_every =
-                    Duration::from_micros(number(&value(), "--punch-every-us") as u64);
+                config.punch_every = Duration::from_micros(whole(&value(), "--punch-every-us"));
             }
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -129,6 +128,11 @@ fn number(s: &str, flag: &str) -> f64 {
         .ok()
         .filter(|v| v.is_finite() && *v >= 0.0)
         .unwrap_or_else(|| fail(&format!("{flag} takes a non-negative number, not {s:?}")))
+}
+
+fn whole(s: &str, flag: &str) -> u64 {
+    s.parse::<u64>()
+        .unwrap_or_else(|_| fail(&format!("{flag} takes a whole number, not {s:?}")))
 }
 
 fn fail(msg: &str) -> ! {
@@ -165,7 +169,7 @@ impl Histogram {
     }
 
     fn record(&mut self, d: Duration) {
-        self.0[Self::bucket(d.as_nanos().min(u64::MAX as u128) as u64)] += 1;
+        self.0[Self::bucket(d.as_nanos().min(u128::from(u64::MAX)) as u64)] += 1;
     }
 
     fn merge(&mut self, other: &Histogram) {
@@ -178,6 +182,7 @@ impl Histogram {
         self.0.iter().sum()
     }
 
+    #[allow(clippy::cast_sign_loss)] // `q` is in [0, 1], so the product is not negative
     fn quantile(&self, q: f64) -> Duration {
         let target = ((self.count() as f64 * q).ceil() as u64).max(1);
         let mut seen = 0;
@@ -497,7 +502,7 @@ fn escape(s: &str) -> String {
 
 fn main() {
     let config = parse_args();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     eprintln!(
         "range lock vs whole rwsem: {} workload(s), {:?} each per backend, {cores} cores available",
         config.workloads.len(),

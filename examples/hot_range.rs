@@ -1,5 +1,5 @@
 //! Eight threads on one hot range, with a tiny critical section: throughput and the longest
-//! single wait, for the range lock (strict FIFO), range-mutex and parking_lot's RwLock.
+//! single wait, for the range lock (strict FIFO), range-mutex and `parking_lot`'s `RwLock`.
 //!
 //!     cargo run --release --example hot_range [-- THREADS SECONDS]
 //!

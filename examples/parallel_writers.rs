@@ -38,11 +38,8 @@ fn main() {
     let whole = run(true);
     let ideal = IO * WRITES_EACH;
     println!("{WRITERS} writers x {WRITES_EACH} writes of {IO:?} IO each, disjoint 4 KiB ranges");
-    println!(
-        "  range locks      {:>8.1?}  (one writer alone would take {ideal:?})",
-        ranges
-    );
-    println!("  whole-file lock  {:>8.1?}", whole);
+    println!("  range locks      {ranges:>8.1?}  (one writer alone would take {ideal:?})");
+    println!("  whole-file lock  {whole:>8.1?}");
     println!(
         "  speed-up         {:>8.1}x",
         whole.as_secs_f64() / ranges.as_secs_f64()

@@ -10,7 +10,9 @@
 //! - `RangeRwLock` and `WholeRwSem`: never; and the range lock lets faults on other pages go on
 //!   while a punch runs, so it checks more pages in the same time.
 //!
-//!     cargo run --release --example punch_vs_fault [-- SECONDS]
+//! ```sh
+//! cargo run --release --example punch_vs_fault [-- SECONDS]
+//! ```
 
 use rangelock::mm::{
     Access, AddressSpace, InvalidateLock, MemBacking, Unlocked, WholeRwSem, PAGE_SIZE,

@@ -99,12 +99,14 @@ pub(crate) fn slice_bounds(range: &impl RangeBounds<usize>, len: usize) -> (usiz
         Bound::Excluded(&e) => e,
         Bound::Unbounded => len,
     };
-    if start > end {
-        panic!("slice index starts at {start} but ends at {end}");
-    }
-    if end > len {
-        panic!("range end index {end} out of range for slice of length {len}");
-    }
+    assert!(
+        start <= end,
+        "slice index starts at {start} but ends at {end}"
+    );
+    assert!(
+        end <= len,
+        "range end index {end} out of range for slice of length {len}"
+    );
     (start, end)
 }
 

@@ -47,7 +47,7 @@ impl<T> OwnedSlice<T> for Box<[T]> {
 /// guard borrowed shared, covers them).
 unsafe fn shared<T>(cells: &[UnsafeCell<T>]) -> &[T] {
     // SAFETY: `UnsafeCell<T>` has the layout of `T`; the caller excludes writers.
-    unsafe { &*(cells as *const [UnsafeCell<T>] as *const [T]) }
+    unsafe { &*(std::ptr::from_ref::<[UnsafeCell<T>]>(cells) as *const [T]) }
 }
 
 /// The elements of `cells`, exclusively.
@@ -113,7 +113,7 @@ impl<T> SliceRwLock<T> {
     pub fn new(data: impl OwnedSlice<T>) -> Self {
         let data = data.into_boxed();
         let len = data.len();
-        let cells = Box::into_raw(data) as *mut UnsafeCell<T>;
+        let cells = Box::into_raw(data).cast::<UnsafeCell<T>>();
         // SAFETY: `UnsafeCell<T>` is `repr(transparent)` over `T`, so the allocation of `len`
         // `T`s is one of `len` cells, with the same layout; ownership moves from the box.
         let data = unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(cells, len)) };
@@ -135,7 +135,7 @@ impl<T> SliceRwLock<T> {
 
     /// The whole slice, mutably: `&mut self` proves no guard exists.
     pub fn get_mut(&mut self) -> &mut [T] {
-        let cells: *mut [UnsafeCell<T>] = &mut *self.data;
+        let cells: *mut [UnsafeCell<T>] = &raw mut *self.data;
         // SAFETY: `UnsafeCell<T>` has the layout of `T`, and `&mut self` excludes every guard.
         unsafe { &mut *(cells as *mut [T]) }
     }
@@ -143,7 +143,7 @@ impl<T> SliceRwLock<T> {
     /// Unwraps the slice.
     pub fn into_inner(self) -> Box<[T]> {
         let len = self.data.len();
-        let cells = Box::into_raw(self.data) as *mut T;
+        let cells = Box::into_raw(self.data).cast::<T>();
         // SAFETY: the reverse of `new`: a cell has the layout of its `T`.
         unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(cells, len)) }
     }

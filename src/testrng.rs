@@ -1,4 +1,4 @@
-//! A small seeded generator (SplitMix64) for the unit tests' random operations.
+//! A small seeded generator (`SplitMix64`) for the unit tests' random operations.
 
 pub(crate) struct Rng(u64);
 

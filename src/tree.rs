@@ -151,10 +151,12 @@ impl<V: Copy + Default> IntervalTree<V> {
         // memory is a panic with a message rather than an abort.
         let leaves = leaves.max(self.leaves.len()).max(4);
         let inners = inners.max(self.inners.len()).max(2);
-        if self.leaves.len() + leaves >= NIL as usize || self.inners.len() + inners >= NIL as usize
-        {
-            panic!("range lock: more than {} tree nodes", NIL - 1);
-        }
+        assert!(
+            !(self.leaves.len() + leaves >= NIL as usize
+                || self.inners.len() + inners >= NIL as usize),
+            "range lock: more than {} tree nodes",
+            NIL - 1
+        );
         if self.leaves.try_reserve(leaves).is_err() || self.inners.try_reserve(inners).is_err() {
             out_of_memory();
         }
@@ -166,19 +168,19 @@ impl<V: Copy + Default> IntervalTree<V> {
             next_free: NIL,
             e: [LeafEntry::default(); B],
         };
-        if self.free_leaf != NIL {
-            let id = self.free_leaf;
-            self.free_leaf = self.leaves[id as usize].next_free;
-            self.free_leaves -= 1;
-            self.leaves[id as usize] = leaf;
-            id
-        } else {
+        if self.free_leaf == NIL {
             debug_assert!(
                 self.leaves.len() < self.leaves.capacity(),
                 "insert without reserve"
             );
             self.leaves.push(leaf);
             (self.leaves.len() - 1) as Idx
+        } else {
+            let id = self.free_leaf;
+            self.free_leaf = self.leaves[id as usize].next_free;
+            self.free_leaves -= 1;
+            self.leaves[id as usize] = leaf;
+            id
         }
     }
 
@@ -191,19 +193,19 @@ impl<V: Copy + Default> IntervalTree<V> {
             max_last: [0; B],
             child: [NIL; B],
         };
-        if self.free_inner != NIL {
-            let id = self.free_inner;
-            self.free_inner = self.inners[id as usize].next_free;
-            self.free_inners -= 1;
-            self.inners[id as usize] = inner;
-            id
-        } else {
+        if self.free_inner == NIL {
             debug_assert!(
                 self.inners.len() < self.inners.capacity(),
                 "insert without reserve"
             );
             self.inners.push(inner);
             (self.inners.len() - 1) as Idx
+        } else {
+            let id = self.free_inner;
+            self.free_inner = self.inners[id as usize].next_free;
+            self.free_inners -= 1;
+            self.inners[id as usize] = inner;
+            id
         }
     }
 
@@ -271,7 +273,7 @@ impl<V: Copy + Default> IntervalTree<V> {
             child: 0,
         }; MAX_HEIGHT];
         let mut n = self.root;
-        for step in path[..self.height].iter_mut() {
+        for step in &mut path[..self.height] {
             let i = self.child_for(n, key);
             let inner = &mut self.inners[n as usize];
             inner.max_last[i] = inner.max_last[i].max(last);
@@ -363,7 +365,7 @@ impl<V: Copy + Default> IntervalTree<V> {
             return None;
         }
         let mut n = self.root;
-        for step in path[..self.height].iter_mut() {
+        for step in &mut path[..self.height] {
             let i = self.child_for(n, key);
             *step = Step { node: n, child: i };
             n = self.inners[n as usize].child[i];
@@ -825,6 +827,7 @@ mod tests {
     /// Random inserts, removes, lookups and overlap queries against a `BTreeMap` model, with
     /// the invariants checked after every step; bursts make the tree grow deep and shrink.
     #[test]
+    #[allow(clippy::many_single_char_names)] // s, t, l, v: an entry's start, tie, last, value
     fn matches_a_model_under_random_operations() {
         let rounds = if cfg!(miri) { 1 } else { 8 };
         for seed in 0..rounds {

@@ -70,7 +70,7 @@ fn uncontended_acquire_and_release_allocate_nothing_after_warm_up() {
 fn the_counter_sees_the_tree_grow() {
     let lock = RangeRwLock::new();
     let before = allocations_by_this_thread();
-    let held: Vec<_> = (0..1000u64).map(|i| lock.read(i..i + 1)).collect();
+    let held: Vec<_> = (0..1000u64).map(|i| lock.read(i..=i)).collect();
     assert!(allocations_by_this_thread() - before > 0);
     drop(held);
 }

@@ -96,7 +96,7 @@ async fn worker(lock: Arc<RangeRwLock>, shadow: Arc<Shadow>, done: Arc<AtomicU64
     }
 }
 
-fn run(runtime: tokio::runtime::Runtime) {
+fn run(runtime: &tokio::runtime::Runtime) {
     let lock = Arc::new(RangeRwLock::new());
     let shadow = Arc::new(Shadow(std::array::from_fn(|_| AtomicI64::new(0))));
     let done = Arc::new(AtomicU64::new(0));
@@ -132,7 +132,7 @@ fn run(runtime: tokio::runtime::Runtime) {
 
 #[test]
 fn random_cancellation_on_a_current_thread_runtime() {
-    run(tokio::runtime::Builder::new_current_thread()
+    run(&tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap());
@@ -140,7 +140,7 @@ fn random_cancellation_on_a_current_thread_runtime() {
 
 #[test]
 fn random_cancellation_on_a_multi_thread_runtime() {
-    run(tokio::runtime::Builder::new_multi_thread()
+    run(&tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
         .build()

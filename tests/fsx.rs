@@ -1,5 +1,5 @@
 //! A seeded, single-threaded fsx-style test: random read, write, fault with mapped reads and
-//! writes, punch, truncate, sync, drop_caches and remap against shadow buffers, every read
+//! writes, punch, truncate, sync, `drop_caches` and remap against shadow buffers, every read
 //! compared byte for byte. Each backend over both backings.
 //!
 //! A failure names its seed; `FSX_SEED=<seed> cargo test --test fsx` replays it, and
@@ -103,6 +103,9 @@ fn random_data(rng: &mut Rng, n: usize) -> Vec<u8> {
     data
 }
 
+// One loop over every kind of operation, each checked against the shadow where it happens;
+// `a` and `b` are the two spaces (a remap goes between them).
+#[allow(clippy::too_many_lines, clippy::many_single_char_names)]
 fn run<L: InvalidateLock, B: Backing>(seed: u64, ops: u64, mut make: impl FnMut(&str) -> B) {
     let mut rng = Rng::new(seed);
     let mut a = Subject::<L, B> {
@@ -145,10 +148,10 @@ fn run<L: InvalidateLock, B: Backing>(seed: u64, ops: u64, mut make: impl FnMut(
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                        assert!(offset >= s.len(), "({ctx})")
+                        assert!(offset >= s.len(), "({ctx})");
                     }
                     Err(e) if e.kind() == ErrorKind::StorageFull => {
-                        assert_eq!(access, Access::Write)
+                        assert_eq!(access, Access::Write);
                     }
                     Err(e) => panic!("fault failed: {e} ({ctx})"),
                 }

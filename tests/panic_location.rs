@@ -23,7 +23,11 @@ fn panic_of(f: impl FnOnce()) -> (String, String) {
             .payload()
             .downcast_ref::<String>()
             .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| {
+                info.payload()
+                    .downcast_ref::<&str>()
+                    .map(std::string::ToString::to_string)
+            })
             .unwrap_or_default();
         *hook_seen.lock().unwrap() = Some((file, message));
     }));

@@ -50,16 +50,16 @@ impl Shadow {
 
 #[test]
 fn random_ranges_modes_and_timeouts_keep_mutual_exclusion() {
-    stress(RangeRwLock::new(), 1);
+    stress(&RangeRwLock::new(), 1);
 }
 
 /// The same with barging allowed: requests pass waiting ones, never holders.
 #[test]
 fn barging_keeps_mutual_exclusion_too() {
-    stress(RangeRwLock::barging(Duration::from_micros(200)), 2);
+    stress(&RangeRwLock::barging(Duration::from_micros(200)), 2);
 }
 
-fn stress(lock: RangeRwLock, seed: u64) {
+fn stress(lock: &RangeRwLock, seed: u64) {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if info.payload().downcast_ref::<&str>() != Some(&"deliberate") {
@@ -71,7 +71,7 @@ fn stress(lock: RangeRwLock, seed: u64) {
     let began = Instant::now();
     std::thread::scope(|s| {
         for t in 0..THREADS {
-            let (lock, shadow) = (&lock, &shadow);
+            let (lock, shadow) = (lock, &shadow);
             let (granted, timed_out, panicked) = (&granted, &timed_out, &panicked);
             s.spawn(move || {
                 let mut rng = Rng::new(common::seed_from_env("STRESS_SEED", seed) * 1000 + t);

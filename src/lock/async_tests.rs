@@ -291,6 +291,7 @@ fn set_ranges_merge_overlaps_and_keep_the_stronger_mode() {
 #[test]
 fn futures_and_owned_guards_are_send_and_static() {
     fn send<T: Send>(_: &T) {}
+    fn is_static<T: 'static>(_: &T) {}
     fn owned<T: Send + Sync + 'static>(_: &T) {}
     let lock = Arc::new(RangeRwLock::new());
     let set = RangeSet::new();
@@ -299,7 +300,6 @@ fn futures_and_owned_guards_are_send_and_static() {
     send(&lock.lock_set_async(&set));
     let f = lock.write_owned(0..1);
     send(&f);
-    fn is_static<T: 'static>(_: &T) {}
     is_static(&f);
     owned(&lock.read_arc(0..1));
     owned(&lock.write_arc(0..1));

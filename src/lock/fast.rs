@@ -64,7 +64,7 @@ fn overlaps(a_start: u64, a_last: u64, b_start: u64, b_last: u64) -> bool {
 impl RangeRwLock {
     /// The key on which threads wait for the slot table (under loom; see `Parker::wait_while`).
     fn table_key(&self) -> usize {
-        &self.word as *const _ as usize
+        &raw const self.word as usize
     }
 
     /// One step of waiting for the thread that owns the slot table to let it go.

@@ -101,7 +101,7 @@ impl<L: Deref<Target = RangeRwLock>> Held<L> {
     ) -> Held<M> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped or used again, so `lock` is moved out exactly once.
-        let lock = unsafe { core::ptr::read(&this.lock) };
+        let lock = unsafe { core::ptr::read(&raw const this.lock) };
         let hold = this.hold;
         let lock = f(lock);
         Held { lock, hold }

@@ -701,8 +701,10 @@ impl RangeRwLock {
     /// assert!(lock.try_write(2..4).is_some());
     /// ```
     pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
-        self.acquire_set(set, Wait::Forever)
-            .expect("a request without deadline is granted")
+        match self.acquire_set(set, Wait::Forever) {
+            Some(guard) => guard,
+            None => unreachable!("a request without deadline is granted"),
+        }
     }
 
     /// As [`lock_set`](Self::lock_set), but fails instead of waiting: `None` if any range of

@@ -163,6 +163,7 @@ impl RangeSet {
     /// let set = rangelock::RangeSet::new().write(10..20).read(0..5);
     /// assert_eq!(set.ranges().collect::<Vec<_>>(), [(0..=4, false), (10..=19, true)]);
     /// ```
+    #[must_use]
     pub fn ranges(&self) -> impl ExactSizeIterator<Item = (RangeInclusive<u64>, bool)> + '_ {
         self.parts
             .iter()

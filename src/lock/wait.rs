@@ -86,7 +86,7 @@ impl WaitNode {
 
     /// The parking key of the thread that owns this node: its address.
     pub(crate) fn key(&self) -> usize {
-        self as *const WaitNode as usize
+        std::ptr::from_ref::<WaitNode>(self) as usize
     }
 
     pub(crate) fn state(&self) -> u8 {

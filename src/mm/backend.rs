@@ -53,7 +53,7 @@ impl InvalidateLock for RangeRwLock {
 /// One reader/writer semaphore for the whole mapping, whatever the range: what Linux's
 /// `invalidate_lock` is today, and the baseline that [`RangeRwLock`] is measured against.
 ///
-/// Like the kernel's rw_semaphore it is fair: a waiting writer (a punch) stops new readers (the
+/// Like the kernel's `rw_semaphore` it is fair: a waiting writer (a punch) stops new readers (the
 /// faults) from overtaking it, so invalidations are not starved. It is the same FIFO lock as
 /// the range backend, always taken over the whole range, so that a comparison of the two
 /// measures the granularity and nothing else. (`std::sync::RwLock<()>` is also a backend, for

@@ -22,26 +22,54 @@ pub trait Backing: Send + Sync {
     fn stored_len(&self) -> u64;
 
     /// Reads page `index` into `buf`. A page without storage reads as zeros.
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error; `buf` is then unspecified.
     fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()>;
 
     /// Writes `data` at byte `at` of page `index`, which must have been reserved.
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error (or an error for a page that was not reserved).
     fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()>;
 
     /// Makes sure every page in `pages` (sorted, no duplicates) has storage, so that writes to
     /// them cannot run out of space. All or nothing: on error no new storage is kept.
+    ///
+    /// # Errors
+    ///
+    /// `StorageFull` (or another IO error) if some page cannot get storage; nothing is kept.
     fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()>;
 
     /// Frees the storage of the bytes `[start, end)`: whole pages lose their storage, partial
     /// pages are zeroed over the range. Afterwards the range reads as zeros.
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error.
     fn punch(&self, start: u64, end: u64) -> io::Result<()>;
 
     /// Appends to `out` the pages in `first..=last` that have storage, in order.
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error; `out` may then hold some of the pages.
     fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()>;
 
     /// Shortens the store to `len` bytes (after everything past it was punched).
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error.
     fn truncate(&self, len: u64) -> io::Result<()>;
 
     /// Records the length, and makes content and length durable where the store can.
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error: what was written may not be durable.
     fn sync(&self, len: u64) -> io::Result<()>;
 }
 
@@ -100,6 +128,7 @@ impl MemBacking {
     /// assert_eq!(dev.capacity_blocks(), 10);
     /// ```
     #[track_caller]
+    #[must_use]
     pub fn new(capacity: u64) -> Self {
         assert!(
             capacity >= PAGE_SIZE as u64,
@@ -118,6 +147,7 @@ impl MemBacking {
     }
 
     /// Sleeps `latency` for every page read from or written to the device, modelling storage.
+    #[must_use]
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -269,7 +299,7 @@ impl std::fmt::Debug for MemBacking {
             .field("capacity_blocks", &self.capacity)
             .field("used_blocks", &self.used_blocks())
             .field("latency", &self.latency)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -292,6 +322,10 @@ pub struct FileBacking {
 
 impl FileBacking {
     /// Creates (or truncates) the file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// Any error from opening the file.
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
         let file = File::options()
             .read(true)
@@ -306,6 +340,10 @@ impl FileBacking {
     }
 
     /// Opens the existing file at `path`; the address space takes its length from it.
+    ///
+    /// # Errors
+    ///
+    /// Any error from opening the file or reading its length (`NotFound` if it does not exist).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let file = File::options().read(true).write(true).open(path)?;
         let stored_len = file.metadata()?.len();
@@ -464,8 +502,11 @@ impl Backing for FileBacking {
             let mut at = first * page;
             let end = (last + 1) * page;
             while at < end {
+                let at_off = libc::off_t::try_from(at).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "offset beyond off_t")
+                })?;
                 // SAFETY: `lseek` only reads its integer arguments on an open descriptor.
-                let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+                let data = unsafe { libc::lseek(fd, at_off, libc::SEEK_DATA) };
                 if data < 0 {
                     let err = io::Error::last_os_error();
                     if err.raw_os_error() == Some(libc::ENXIO) {
@@ -478,7 +519,8 @@ impl Backing for FileBacking {
                 if hole < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                let (data, hole) = (data as u64, (hole as u64).min(end));
+                // Both are non-negative: checked above.
+                let (data, hole) = (data.unsigned_abs(), hole.unsigned_abs().min(end));
                 out.extend((data / page).max(first)..hole.div_ceil(page));
                 at = hole.div_ceil(page) * page;
             }

@@ -127,7 +127,7 @@ impl PageCache {
     /// Removes the pages in `first..=last` and returns them in index order.
     pub(crate) fn remove_range(&self, first: u64, last: u64) -> Vec<Arc<Page>> {
         let mut removed = Vec::new();
-        for shard in self.shards.iter() {
+        for shard in &self.shards {
             let mut shard = shard.lock();
             let keys: Vec<u64> = shard.pages.range(first..=last).map(|(&k, _)| k).collect();
             removed.extend(keys.iter().filter_map(|k| shard.pages.remove(k)));
@@ -139,7 +139,7 @@ impl PageCache {
     /// The cached pages in `first..=last`, in index order.
     pub(crate) fn range(&self, first: u64, last: u64) -> Vec<Arc<Page>> {
         let mut found = Vec::new();
-        for shard in self.shards.iter() {
+        for shard in &self.shards {
             found.extend(
                 shard
                     .lock()
@@ -155,7 +155,7 @@ impl PageCache {
     /// Evicts every clean page that no mapping holds; returns how many.
     pub(crate) fn drop_clean(&self) -> usize {
         let mut dropped = 0;
-        for shard in self.shards.iter() {
+        for shard in &self.shards {
             let mut shard = shard.lock();
             let before = shard.pages.len();
             shard.pages.retain(|_, page| !evictable(page));

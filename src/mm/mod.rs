@@ -319,6 +319,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the file, 0 past it.
     ///
     /// Locks the pages shared.
+    ///
+    /// # Errors
+    ///
+    /// The backing store's error when a page must be read from it.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -350,6 +354,11 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// `data.len()`. Storage is reserved first: `StorageFull` changes nothing.
     ///
     /// Locks the pages exclusive; writes through to the backing store and updates cached pages.
+    ///
+    /// # Errors
+    ///
+    /// `StorageFull` if storage for the new pages cannot be reserved (nothing is written then);
+    /// `InvalidInput` if the write would end past `u64::MAX`; the store's error otherwise.
     pub fn write(&self, offset: u64, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
             return Ok(0);
@@ -403,6 +412,11 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// the page's storage, so writes through the mapping cannot run out of space.
     ///
     /// Locks the page shared.
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` past the end of the file; `StorageFull` if a write fault cannot reserve
+    /// the page; the store's error when the page must be read.
     pub fn fault(&self, offset: u64, access: Access) -> io::Result<MappedPage> {
         let index = offset / PAGE;
         let held = self.lock_shared(index..=index);
@@ -430,6 +444,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// success; `len == 0` does nothing.
     ///
     /// Locks the pages exclusive for the whole operation.
+    ///
+    /// # Errors
+    ///
+    /// The store's error from freeing the blocks.
     pub fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
         if len == 0 {
             return Ok(());
@@ -446,6 +464,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// zeroes the rest of the last page and frees the blocks; growing exposes zeros.
     ///
     /// Locks exclusive from the lower of the old and new lengths to the end of the space.
+    ///
+    /// # Errors
+    ///
+    /// The store's error from freeing the blocks or recording the length.
     pub fn truncate(&self, new_len: u64) -> io::Result<()> {
         loop {
             let low = self.len().min(new_len);
@@ -548,6 +570,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// Writes every dirty page back and asks the backing store to make content and length
     /// durable. Locks each dirty page shared while it is written, and the end of the file
     /// shared while the length is recorded, so no write or truncate changes it meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// The store's first error; pages not yet written stay dirty.
     pub fn sync(&self) -> io::Result<()> {
         for page in self.cache.range(0, LAST_PAGE) {
             if page.state().dirty {
@@ -595,6 +621,11 @@ impl<L: InvalidateLock, B: Backing> fmt::Debug for AddressSpace<L, B> {
 /// destination), and within one space one exclusive lock covers both ranges. Storage is
 /// reserved first, so `StorageFull` changes nothing.
 ///
+/// # Errors
+///
+/// `InvalidInput` for unaligned or out-of-file ranges (or overlapping ones in one space);
+/// `StorageFull` if the destination cannot reserve its pages; the stores' errors otherwise.
+///
 /// ```
 /// use rangelock::mm::{remap_range, AddressSpace, MemBacking, PAGE_SIZE};
 /// let a: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
@@ -633,23 +664,27 @@ where
     }
     let (src_end, dst_end) = (end_of(src_off, len)?, end_of(dst_off, len)?);
     let (src_pages, dst_pages) = (pages_of(src_off, src_end), pages_of(dst_off, dst_end));
-    if src.id == dst.id {
-        if src_off < dst_end && dst_off < src_end {
-            return Err(invalid("remap ranges overlap within one address space"));
+    match src.id.cmp(&dst.id) {
+        core::cmp::Ordering::Equal => {
+            if src_off < dst_end && dst_off < src_end {
+                return Err(invalid("remap ranges overlap within one address space"));
+            }
+            // One lock over both ranges: a whole-mapping rwsem cannot be taken twice.
+            let hull = (*src_pages.start()).min(*dst_pages.start())
+                ..=(*src_pages.end()).max(*dst_pages.end());
+            let held = dst.lock_exclusive(hull);
+            remap_locked(src, src_off, &held.0, dst, dst_off, &held, len)
         }
-        // One lock over both ranges: a whole-mapping rwsem cannot be taken twice.
-        let hull =
-            (*src_pages.start()).min(*dst_pages.start())..=(*src_pages.end()).max(*dst_pages.end());
-        let held = dst.lock_exclusive(hull);
-        remap_locked(src, src_off, &held.0, dst, dst_off, &held, len)
-    } else if src.id < dst.id {
-        let s = src.lock_shared(src_pages);
-        let d = dst.lock_exclusive(dst_pages);
-        remap_locked(src, src_off, &s, dst, dst_off, &d, len)
-    } else {
-        let d = dst.lock_exclusive(dst_pages);
-        let s = src.lock_shared(src_pages);
-        remap_locked(src, src_off, &s, dst, dst_off, &d, len)
+        core::cmp::Ordering::Less => {
+            let s = src.lock_shared(src_pages);
+            let d = dst.lock_exclusive(dst_pages);
+            remap_locked(src, src_off, &s, dst, dst_off, &d, len)
+        }
+        core::cmp::Ordering::Greater => {
+            let d = dst.lock_exclusive(dst_pages);
+            let s = src.lock_shared(src_pages);
+            remap_locked(src, src_off, &s, dst, dst_off, &d, len)
+        }
     }
 }
 
@@ -731,16 +766,19 @@ pub struct MappedPage {
 
 impl MappedPage {
     /// The byte offset of the page in the file (a multiple of [`PAGE_SIZE`]).
+    #[must_use]
     pub fn offset(&self) -> u64 {
         self.page.index * PAGE
     }
 
     /// How the page was mapped.
+    #[must_use]
     pub fn access(&self) -> Access {
         self.access
     }
 
     /// Whether the mapping is still live.
+    #[must_use]
     pub fn is_mapped(&self) -> bool {
         !self.page.state().invalidated
     }
@@ -763,6 +801,11 @@ impl MappedPage {
 
     /// Reads `buf.len()` bytes at byte `at` of the page. Bytes past the end of the file read
     /// as zeros.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `at + buf.len()` is past the end of the page; an error of kind `Other`
+    /// if a punch, truncate or remap unmapped the page (fault it again).
     pub fn read(&self, at: usize, buf: &mut [u8]) -> io::Result<()> {
         Self::check_bounds(at, buf.len())?;
         let state = self.page.state();
@@ -776,6 +819,11 @@ impl MappedPage {
     /// Writes `data` at byte `at` of the page, marking it dirty ([`AddressSpace::sync`] writes
     /// it back). Fails with `PermissionDenied` on a read mapping, and with `InvalidInput` for
     /// bytes past the end of the file.
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` on a read mapping; `InvalidInput` past the end of the page or the
+    /// file; `Other` if the page was unmapped (fault it again).
     pub fn write(&self, at: usize, data: &[u8]) -> io::Result<()> {
         if self.access == Access::Read {
             return Err(io::Error::new(
@@ -810,7 +858,7 @@ impl fmt::Debug for MappedPage {
             .field("offset", &self.offset())
             .field("access", &self.access)
             .field("mapped", &self.is_mapped())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

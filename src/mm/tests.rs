@@ -89,7 +89,7 @@ fn writes_at_the_top_of_the_space_do_not_overflow() {
 #[test]
 fn punch_reads_as_zeros_and_keeps_the_length() {
     let s = space(1 << 20);
-    s.write(0, &[5; 5 * PAGE_SIZE]).unwrap();
+    s.write(0, &vec![5; 5 * PAGE_SIZE]).unwrap();
     s.punch_hole(PAGE + 10, 2 * PAGE).unwrap();
     assert_eq!(s.len(), 5 * PAGE);
     let all = read_all(&s, 0, 5 * PAGE_SIZE);
@@ -399,7 +399,7 @@ fn the_default_lock_follows_the_whole_rwsem_feature() {
 #[test]
 fn operations_on_other_pages_do_not_wait_for_a_locked_range() {
     let s: Space<RangeRwLock> = AddressSpace::new(MemBacking::new(1 << 20));
-    s.write(0, &[1; 10 * PAGE_SIZE]).unwrap();
+    s.write(0, &vec![1; 10 * PAGE_SIZE]).unwrap();
     // What a punch of page 0 holds while it frees blocks.
     let held = s.lock_exclusive(0..=0);
     assert_eq!(read_all(&s, 5 * PAGE, 3), vec![1; 3]);

@@ -1,7 +1,7 @@
 //! Shared by the integration tests: a small seeded generator.
 #![allow(dead_code)] // each test crate uses part of it
 
-/// SplitMix64: seeded, reproducible, good enough to pick operations.
+/// `SplitMix64`: seeded, reproducible, good enough to pick operations.
 pub struct Rng(u64);
 
 impl Rng {

@@ -33,7 +33,7 @@ fn conflicts_any(a: &[Part], b: &[Part]) -> bool {
 fn random_parts(rng: &mut Rng, space: u64) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut at = rng.below(space + 1);
-    for _ in 0..1 + rng.below(3) {
+    for _ in 0..=rng.below(3) {
         if at > space {
             break;
         }
@@ -136,7 +136,7 @@ fn granted_set_matches_the_fifo_model() {
                     "a downgraded writer keeps its place ({ctx})"
                 );
             }
-            let linked: Vec<usize> = wake.iter().map(|n| n.key()).collect();
+            let linked: Vec<usize> = wake.iter().map(super::super::wait::WaitNode::key).collect();
             drop(wake); // grants what it linked
             check_fifo(&state, &live, &ctx);
             for (i, req) in live.iter().enumerate() {
