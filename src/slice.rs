@@ -15,6 +15,12 @@ use crate::range::{slice_bounds, Span};
 /// What [`SliceRwLock::new`] accepts: an owned slice (`Vec<T>` or `Box<[T]>`). Borrowed
 /// slices are not accepted: the lock would have to copy them, and writes would go to the
 /// copy.
+///
+/// ```
+/// let from_vec = rangelock::SliceRwLock::new(vec![1, 2]);
+/// let from_box = rangelock::SliceRwLock::new(vec![1, 2].into_boxed_slice());
+/// assert_eq!(from_vec.len(), from_box.len());
+/// ```
 pub trait OwnedSlice<T>: sealed::Sealed {
     /// The elements, as a boxed slice (a `Vec` is shrunk to fit, without copying when its
     /// capacity is its length).
@@ -124,16 +130,31 @@ impl<T> SliceRwLock<T> {
     }
 
     /// The number of elements.
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// assert_eq!(s.len(), 4);
+    /// ```
     pub fn len(&self) -> usize {
         self.data.len()
     }
 
     /// Whether the slice has no elements.
+    ///
+    /// ```
+    /// assert!(rangelock::SliceRwLock::<u8>::new(Vec::new()).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
     /// The whole slice, mutably: `&mut self` proves no guard exists.
+    ///
+    /// ```
+    /// let mut s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+    /// s.get_mut()[0] = 10; // no lock needed: `&mut` proves nobody else looks
+    /// assert_eq!(s.read(..1)[0], 10);
+    /// ```
     pub fn get_mut(&mut self) -> &mut [T] {
         let cells: *mut [UnsafeCell<T>] = &raw mut *self.data;
         // SAFETY: `UnsafeCell<T>` has the layout of `T`, and `&mut self` excludes every guard.
@@ -141,6 +162,12 @@ impl<T> SliceRwLock<T> {
     }
 
     /// Unwraps the slice.
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// s.write(..2).copy_from_slice(&[9, 9]);
+    /// assert_eq!(*s.into_inner(), [9, 9, 3, 4]);
+    /// ```
     pub fn into_inner(self) -> Box<[T]> {
         let len = self.data.len();
         let cells = Box::into_raw(self.data).cast::<T>();
@@ -153,6 +180,13 @@ impl<T> SliceRwLock<T> {
     /// # Panics
     ///
     /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let a = s.read(..2);
+    /// let b = s.read(1..); // readers share
+    /// assert_eq!((&*a, &*b), (&[1, 2][..], &[2, 3, 4][..]));
+    /// ```
     #[track_caller]
     pub fn read(&self, range: impl RangeBounds<usize>) -> SliceReadGuard<'_, T> {
         let (start, end) = slice_bounds(&range, self.len());
@@ -167,6 +201,16 @@ impl<T> SliceRwLock<T> {
     /// # Panics
     ///
     /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let mut left = s.write(..2);
+    /// let mut right = s.write(2..); // disjoint: both at once
+    /// left[0] = 0;
+    /// right[1] = 0;
+    /// drop((left, right));
+    /// assert_eq!(s.read(..)[..], [0, 2, 3, 0]);
+    /// ```
     #[track_caller]
     pub fn write(&self, range: impl RangeBounds<usize>) -> SliceWriteGuard<'_, T> {
         let (start, end) = slice_bounds(&range, self.len());
@@ -177,6 +221,13 @@ impl<T> SliceRwLock<T> {
     }
 
     /// As [`read`](Self::read), but fails instead of waiting (see [`RangeRwLock::try_read`]).
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let _w = s.write(0..2);
+    /// assert!(s.try_read(1..3).is_none());
+    /// assert_eq!(*s.try_read(2..).unwrap(), [3, 4]);
+    /// ```
     #[track_caller]
     pub fn try_read(&self, range: impl RangeBounds<usize>) -> Option<SliceReadGuard<'_, T>> {
         self.read_with(range, |lock, r| lock.try_read(r))
@@ -184,12 +235,28 @@ impl<T> SliceRwLock<T> {
 
     /// As [`write`](Self::write), but fails instead of waiting (see
     /// [`RangeRwLock::try_write`]).
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let _r = s.read(0..2);
+    /// assert!(s.try_write(1..3).is_none());
+    /// assert!(s.try_write(2..).is_some());
+    /// ```
     #[track_caller]
     pub fn try_write(&self, range: impl RangeBounds<usize>) -> Option<SliceWriteGuard<'_, T>> {
         self.write_with(range, |lock, r| lock.try_write(r))
     }
 
     /// As [`read`](Self::read), waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let w = s.write(..);
+    /// assert!(s.try_read_for(0..1, Duration::from_millis(1)).is_none());
+    /// drop(w);
+    /// assert!(s.try_read_for(0..1, Duration::from_millis(1)).is_some());
+    /// ```
     #[track_caller]
     pub fn try_read_for(
         &self,
@@ -200,6 +267,13 @@ impl<T> SliceRwLock<T> {
     }
 
     /// As [`write`](Self::write), waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let _r = s.read(..);
+    /// assert!(s.try_write_for(3.., Duration::from_millis(1)).is_none());
+    /// ```
     #[track_caller]
     pub fn try_write_for(
         &self,
@@ -210,6 +284,13 @@ impl<T> SliceRwLock<T> {
     }
 
     /// As [`read`](Self::read), waiting until `deadline` at the latest.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let deadline = Instant::now() + Duration::from_millis(1);
+    /// assert_eq!(*s.try_read_until(..1, deadline).unwrap(), [1]);
+    /// ```
     #[track_caller]
     pub fn try_read_until(
         &self,
@@ -220,6 +301,15 @@ impl<T> SliceRwLock<T> {
     }
 
     /// As [`write`](Self::write), waiting until `deadline` at the latest.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let _r = s.read(3..);
+    /// let deadline = Instant::now() + Duration::from_millis(1);
+    /// assert!(s.try_write_until(2..4, deadline).is_none());
+    /// assert!(s.try_write_until(..3, deadline).is_some());
+    /// ```
     #[track_caller]
     pub fn try_write_until(
         &self,
@@ -461,6 +551,12 @@ impl<T> fmt::Debug for SliceRwLock<T> {
 }
 
 /// Shared access to a sub-slice of a [`SliceRwLock`]; derefs to `&[T]`.
+///
+/// ```
+/// let s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+/// let guard = s.read(1..);
+/// assert_eq!(guard.iter().sum::<i32>(), 5);
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct SliceReadGuard<'a, T> {
     _guard: RangeReadGuard<'a>,
@@ -468,6 +564,12 @@ pub struct SliceReadGuard<'a, T> {
 }
 
 /// Exclusive access to a sub-slice of a [`SliceRwLock`]; derefs to `&mut [T]`.
+///
+/// ```
+/// let s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+/// s.write(..).reverse();
+/// assert_eq!(s.read(..)[..], [3, 2, 1]);
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct SliceWriteGuard<'a, T> {
     guard: RangeWriteGuard<'a>,
@@ -515,6 +617,16 @@ impl<T> DerefMut for SliceWriteGuard<'_, T> {
 impl<'a, T> SliceWriteGuard<'a, T> {
     /// Turns exclusive access into shared access without unlocking, letting in the readers
     /// queued behind this guard (see [`RangeWriteGuard::downgrade`]).
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let mut w = s.write(..2);
+    /// w[0] = 7;
+    /// let r = w.downgrade();
+    /// assert_eq!(*s.try_read(..1).unwrap(), [7]); // readers get in beside it
+    /// assert!(s.try_write(..1).is_none());
+    /// # drop(r);
+    /// ```
     pub fn downgrade(self) -> SliceReadGuard<'a, T> {
         SliceReadGuard {
             _guard: self.guard.downgrade(),
@@ -586,11 +698,27 @@ impl<T> ArcSlice<T> {
 
 /// Shared access to a sub-slice of an `Arc`'d [`SliceRwLock`], which it keeps alive; derefs to
 /// `&[T]`. See [`SliceRwLock::read_arc`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let s = Arc::new(rangelock::SliceRwLock::new(vec![1, 2, 3]));
+/// let guard: rangelock::ArcSliceReadGuard<i32> = s.read_arc(..);
+/// assert_eq!(std::thread::spawn(move || guard.len()).join().unwrap(), 3);
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct ArcSliceReadGuard<T>(ArcSlice<T>);
 
 /// Exclusive access to a sub-slice of an `Arc`'d [`SliceRwLock`], which it keeps alive; derefs
 /// to `&mut [T]`. See [`SliceRwLock::write_arc`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 4]));
+/// let mut guard: rangelock::ArcSliceWriteGuard<u8> = s.write_arc(1..3);
+/// guard.fill(1);
+/// drop(guard);
+/// assert_eq!(s.read(..)[..], [0, 1, 1, 0]);
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct ArcSliceWriteGuard<T>(ArcSlice<T>);
 
@@ -656,6 +784,13 @@ impl<T: fmt::Debug> fmt::Debug for ArcSliceWriteGuard<T> {
 
 /// The future of [`SliceRwLock::read_async`]. Dropping it before it resolves gives up the
 /// request.
+///
+/// ```
+/// let s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(*s.read_async(..1).await, [1]);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct SliceReadFuture<'a, T> {
     acquire: Acquire<&'a RangeRwLock>,
@@ -664,6 +799,14 @@ pub struct SliceReadFuture<'a, T> {
 
 /// The future of [`SliceRwLock::write_async`]. Dropping it before it resolves gives up the
 /// request.
+///
+/// ```
+/// let s = rangelock::SliceRwLock::new(vec![1, 2, 3]);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// s.write_async(..1).await[0] = 0;
+/// # });
+/// assert_eq!(s.read(..1)[0], 0);
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct SliceWriteFuture<'a, T> {
     acquire: Acquire<&'a RangeRwLock>,
@@ -728,11 +871,30 @@ impl<T> OwnedRequest<T> {
 
 /// The future of [`SliceRwLock::read_owned`]. Dropping it before it resolves gives up the
 /// request.
+///
+/// ```
+/// use std::sync::Arc;
+/// let s = Arc::new(rangelock::SliceRwLock::new(vec![1, 2, 3]));
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let guard = tokio::spawn(s.read_owned(1..)).await.unwrap();
+/// assert_eq!(*guard, [2, 3]);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct OwnedSliceReadFuture<T>(OwnedRequest<T>);
 
 /// The future of [`SliceRwLock::write_owned`]. Dropping it before it resolves gives up the
 /// request.
+///
+/// ```
+/// use std::sync::Arc;
+/// let s = Arc::new(rangelock::SliceRwLock::new(vec![1, 2, 3]));
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut guard = tokio::spawn(s.write_owned(..)).await.unwrap();
+/// guard[2] = 0;
+/// # drop(guard);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct OwnedSliceWriteFuture<T>(OwnedRequest<T>);
 

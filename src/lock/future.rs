@@ -240,21 +240,61 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Drop for Acquire<L> {
 /// The future of [`RangeRwLock::read_async`]: resolves to a [`RangeReadGuard`] once the range
 /// is locked shared. Dropping it before then gives up the request (see the crate docs on
 /// cancellation).
+///
+/// ```
+/// let lock = rangelock::RangeRwLock::new();
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let fut: rangelock::ReadFuture<'_> = lock.read_async(0..10);
+/// assert_eq!(fut.await.range(), 0..=9);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct ReadFuture<'a>(pub(super) Acquire<&'a RangeRwLock>);
 
 /// The future of [`RangeRwLock::write_async`]: resolves to a [`RangeWriteGuard`] once the
 /// range is locked exclusive. Dropping it before then gives up the request.
+///
+/// ```
+/// use std::time::Duration;
+/// let lock = rangelock::RangeRwLock::new();
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let held = lock.write(0..10);
+/// // Timing out drops the future, which leaves the queue.
+/// let late = tokio::time::timeout(Duration::from_millis(1), lock.write_async(0..10)).await;
+/// assert!(late.is_err());
+/// assert_eq!(lock.waiting(), 0);
+/// # drop(held);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct WriteFuture<'a>(pub(super) Acquire<&'a RangeRwLock>);
 
 /// The future of [`RangeRwLock::read_owned`]: resolves to an [`ArcRangeReadGuard`]. Dropping
 /// it before then gives up the request.
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(rangelock::RangeRwLock::new());
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let guard = tokio::spawn(lock.read_owned(0..10)).await.unwrap();
+/// assert_eq!(guard.range(), 0..=9);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct OwnedReadFuture(pub(super) Acquire<Arc<RangeRwLock>>);
 
 /// The future of [`RangeRwLock::write_owned`]: resolves to an [`ArcRangeWriteGuard`].
 /// Dropping it before then gives up the request.
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(rangelock::RangeRwLock::new());
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let guard = tokio::spawn(lock.write_owned(0..10)).await.unwrap();
+/// assert!(lock.try_read(0..1).is_none());
+/// # drop(guard);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct OwnedWriteFuture(pub(super) Acquire<Arc<RangeRwLock>>);
 

@@ -116,22 +116,54 @@ impl<L: Deref<Target = RangeRwLock>> Drop for Held<L> {
 }
 
 /// Shared access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
+///
+/// ```
+/// let lock = rangelock::RangeRwLock::new();
+/// let guard = lock.read(0..10);
+/// assert!(lock.try_write(5..6).is_none());
+/// drop(guard); // unlocks
+/// assert!(lock.try_write(5..6).is_some());
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct RangeReadGuard<'a>(pub(crate) Held<&'a RangeRwLock>);
 
 /// Exclusive access to a range of a [`RangeRwLock`]; the range is unlocked when it is dropped.
+///
+/// ```
+/// let lock = rangelock::RangeRwLock::new();
+/// let guard = lock.write(0..10);
+/// assert!(lock.try_read(9..10).is_none());
+/// drop(guard);
+/// assert!(!lock.is_locked(..));
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct RangeWriteGuard<'a>(pub(crate) Held<&'a RangeRwLock>);
 
 /// Shared access to a range of a [`RangeRwLock`] in an [`Arc`], which the guard keeps alive:
 /// it is `'static` and may be stored, returned or sent anywhere. The range is unlocked when it
 /// is dropped. See [`RangeRwLock::read_arc`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(rangelock::RangeRwLock::new());
+/// let guards: Vec<rangelock::ArcRangeReadGuard> = (0..4).map(|i| lock.read_arc(i..i + 1)).collect();
+/// assert!(lock.is_locked(3..4));
+/// drop(guards);
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct ArcRangeReadGuard(pub(crate) Held<Arc<RangeRwLock>>);
 
 /// Exclusive access to a range of a [`RangeRwLock`] in an [`Arc`], which the guard keeps
 /// alive: it is `'static` and may be stored, returned or sent anywhere. The range is unlocked
 /// when it is dropped. See [`RangeRwLock::write_arc`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(rangelock::RangeRwLock::new());
+/// let guard = lock.write_arc(0..10);
+/// std::thread::spawn(move || drop(guard)).join().unwrap(); // released on another thread
+/// assert!(!lock.is_locked(..));
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct ArcRangeWriteGuard(pub(crate) Held<Arc<RangeRwLock>>);
 

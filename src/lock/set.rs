@@ -221,6 +221,16 @@ impl fmt::Debug for PartDebug<'_> {
 }
 
 /// Every range of a [`RangeSet`], held as one request; all are unlocked when it is dropped.
+///
+/// ```
+/// use rangelock::{RangeRwLock, RangeSet};
+/// let lock = RangeRwLock::new();
+/// let set = RangeSet::new().write(0..1).write(10..11);
+/// let guard = lock.lock_set(&set);
+/// assert!(lock.is_locked(0..1) && lock.is_locked(10..11));
+/// drop(guard); // releases both
+/// assert!(!lock.is_locked(..));
+/// ```
 #[must_use = "if unused the ranges are unlocked at once"]
 pub struct RangeSetGuard<'a> {
     lock: &'a RangeRwLock,
@@ -264,6 +274,16 @@ impl fmt::Debug for RangeSetGuard<'_> {
 
 /// The future of [`RangeRwLock::lock_set_async`]: resolves to a [`RangeSetGuard`] once every
 /// range of the set is locked. Dropping it before then gives up the whole request.
+///
+/// ```
+/// use rangelock::{RangeRwLock, RangeSet};
+/// let lock = RangeRwLock::new();
+/// let set = RangeSet::new().read(0..1).write(10..11);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let guard = lock.lock_set_async(&set).await;
+/// assert_eq!(guard.set().len(), 2);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct SetFuture<'a> {
     pub(super) acquire: Acquire<&'a RangeRwLock>,

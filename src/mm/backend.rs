@@ -11,6 +11,20 @@ use crate::RangeRwLock;
 /// Fills (fault, read) take it shared over their pages; writes, punches, truncates and remaps
 /// take it exclusive. A backend may lock more than it is asked to (a whole-mapping rwsem locks
 /// everything), never less.
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, InvalidateLock, MemBacking, WholeRwSem};
+/// // Code generic over the lock, measured with each backend.
+/// fn fill<L: InvalidateLock>() -> std::io::Result<u64> {
+///     let space: AddressSpace<L, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+///     space.write(0, b"data")?;
+///     Ok(space.len())
+/// }
+/// assert_eq!(fill::<rangelock::RangeRwLock>()?, 4);
+/// assert_eq!(fill::<WholeRwSem>()?, 4);
+/// assert_eq!(fill::<std::sync::RwLock<()>>()?, 4);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait InvalidateLock: Default + Send + Sync {
     /// Held while pages are shared.
     type Shared<'a>
@@ -58,6 +72,13 @@ impl InvalidateLock for RangeRwLock {
 /// the range backend, always taken over the whole range, so that a comparison of the two
 /// measures the granularity and nothing else. (`std::sync::RwLock<()>` is also a backend, for
 /// comparison with a lock that lets readers keep a writer waiting.)
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, MemBacking, WholeRwSem};
+/// let space: AddressSpace<WholeRwSem, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+/// space.write(0, b"one lock for the whole file")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct WholeRwSem(RangeRwLock);
 
@@ -113,6 +134,13 @@ impl InvalidateLock for std::sync::RwLock<()> {
 /// No lock at all. **Incorrect on purpose**: it exists to show that the race the invalidate
 /// lock prevents is real (a fault re-instantiating data from a block that a concurrent punch
 /// freed and another write reused). Never use it for data you care about.
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, MemBacking, Unlocked};
+/// // Only for demonstrating the race (see `examples/punch_vs_fault.rs`).
+/// let racy: AddressSpace<Unlocked, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+/// # drop(racy);
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unlocked;
 

@@ -17,6 +17,18 @@ use crate::sync::Mutex;
 ///
 /// The address space calls these with its invalidate lock held as the lock rules require; a
 /// backing store needs only to be safe to call from several threads at once.
+///
+/// ```
+/// use rangelock::mm::{Backing, MemBacking, PAGE_SIZE};
+/// // Stores are normally driven by an `AddressSpace`; directly, they bypass its cache and lock.
+/// let dev = MemBacking::new(4 * PAGE_SIZE as u64);
+/// dev.reserve(&mut [1u64].into_iter())?;
+/// dev.write_page(1, 0, b"raw")?;
+/// let mut page = [0; PAGE_SIZE];
+/// dev.read_page(1, &mut page)?;
+/// assert_eq!(&page[..3], b"raw");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait Backing: Send + Sync {
     /// The length recorded by the store when it was opened (a file's size); 0 for a new store.
     fn stored_len(&self) -> u64;
@@ -147,6 +159,12 @@ impl MemBacking {
     }
 
     /// Sleeps `latency` for every page read from or written to the device, modelling storage.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let dev = rangelock::mm::MemBacking::new(1 << 20).with_latency(Duration::from_micros(20));
+    /// # drop(dev);
+    /// ```
     #[must_use]
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
@@ -154,11 +172,24 @@ impl MemBacking {
     }
 
     /// The number of blocks in use.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, b"x")?;
+    /// assert_eq!(space.backing().used_blocks(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn used_blocks(&self) -> u64 {
         self.map.lock().pages.len() as u64
     }
 
     /// The capacity in blocks of [`PAGE_SIZE`] bytes.
+    ///
+    /// ```
+    /// use rangelock::mm::{MemBacking, PAGE_SIZE};
+    /// assert_eq!(MemBacking::new(8 * PAGE_SIZE as u64).capacity_blocks(), 8);
+    /// ```
     pub fn capacity_blocks(&self) -> u64 {
         self.capacity
     }
@@ -326,6 +357,18 @@ impl FileBacking {
     /// # Errors
     ///
     /// Any error from opening the file.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, FileBacking};
+    /// let path = std::env::temp_dir().join(format!("rangelock-create-{}", std::process::id()));
+    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
+    ///     AddressSpace::new(FileBacking::create(&path)?);
+    /// space.write(0, b"on disk")?;
+    /// space.sync()?;
+    /// assert_eq!(std::fs::read(&path)?, b"on disk");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
         let file = File::options()
             .read(true)
@@ -344,6 +387,17 @@ impl FileBacking {
     /// # Errors
     ///
     /// Any error from opening the file or reading its length (`NotFound` if it does not exist).
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, FileBacking};
+    /// let path = std::env::temp_dir().join(format!("rangelock-open-{}", std::process::id()));
+    /// std::fs::write(&path, b"twelve bytes")?;
+    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
+    ///     AddressSpace::new(FileBacking::open(&path)?);
+    /// assert_eq!(space.len(), 12);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let file = File::options().read(true).write(true).open(path)?;
         let stored_len = file.metadata()?.len();

@@ -74,24 +74,56 @@ use crate::sync::{AtomicU64, Ordering};
 use cache::{Page, PageCache};
 
 /// The page size of every address space, in bytes.
+///
+/// ```
+/// assert_eq!(rangelock::mm::PAGE_SIZE, 4096);
+/// ```
 pub const PAGE_SIZE: usize = 4096;
 const PAGE: u64 = PAGE_SIZE as u64;
 /// Page index of the last page of the `u64` byte space.
 const LAST_PAGE: u64 = u64::MAX / PAGE;
 
 /// Cached pages by default: 16 MiB.
+///
+/// ```
+/// use rangelock::mm::{DEFAULT_CACHE_PAGES, PAGE_SIZE};
+/// assert_eq!(DEFAULT_CACHE_PAGES * PAGE_SIZE, 16 << 20);
+/// ```
 pub const DEFAULT_CACHE_PAGES: usize = 4096;
 
 /// The invalidate lock used when none is named: [`RangeRwLock`](crate::RangeRwLock), or
 /// [`WholeRwSem`] with the cargo feature `whole-rwsem`.
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, DefaultLock, MemBacking};
+/// // Library code should name its lock: the default depends on a crate feature.
+/// let space: AddressSpace<DefaultLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+/// # drop(space);
+/// ```
 #[cfg(not(feature = "whole-rwsem"))]
 pub type DefaultLock = crate::RangeRwLock;
 /// The invalidate lock used when none is named: [`RangeRwLock`](crate::RangeRwLock), or
 /// [`WholeRwSem`] with the cargo feature `whole-rwsem`.
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, DefaultLock, MemBacking};
+/// // Library code should name its lock: the default depends on a crate feature.
+/// let space: AddressSpace<DefaultLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+/// # drop(space);
+/// ```
 #[cfg(feature = "whole-rwsem")]
 pub type DefaultLock = WholeRwSem;
 
 /// How a page is mapped by [`AddressSpace::fault`].
+///
+/// ```
+/// use rangelock::mm::{Access, AddressSpace, MemBacking};
+/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// space.truncate(10)?;
+/// assert!(space.fault(0, Access::Read)?.write(0, b"x").is_err());
+/// assert!(space.fault(0, Access::Write)?.write(0, b"x").is_ok());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Reads only; writing through the mapping fails with `PermissionDenied`.
@@ -101,6 +133,12 @@ pub enum Access {
 }
 
 /// Counters of one address space (see [`AddressSpace::stats`]).
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, MemBacking, Stats};
+/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// assert_eq!(space.stats(), Stats::default());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Page lookups served from the cache.
@@ -165,6 +203,16 @@ struct Exclusive<G>(Held<G>);
 /// The cache is bounded ([`DEFAULT_CACHE_PAGES`], or [`with_cache_pages`](Self::with_cache_pages)):
 /// beyond the bound, clean pages without mappings are evicted (CLOCK). Pages that are mapped or
 /// dirty stay, so the cache can exceed its bound while they do.
+///
+/// ```
+/// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// space.write(0, &vec![1; 2 * PAGE_SIZE])?;
+/// let page = space.fault(0, Access::Read)?;
+/// space.punch_hole(0, PAGE_SIZE as u64)?; // waits for no fault of page 1
+/// assert!(!page.is_mapped());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct AddressSpace<L: InvalidateLock = DefaultLock, B: Backing = MemBacking> {
     id: u64,
     lock: L,
@@ -211,6 +259,12 @@ fn end_of(offset: u64, len: u64) -> io::Result<u64> {
 impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// An address space over `backing` with the default cache bound. Its length is the
     /// backing's stored length (a file's size; 0 for a new `MemBacking`).
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// assert!(space.is_empty());
+    /// ```
     pub fn new(backing: B) -> Self {
         Self::with_cache_pages(backing, DEFAULT_CACHE_PAGES)
     }
@@ -220,6 +274,14 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Panics
     ///
     /// If `pages` is 0.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::with_cache_pages(MemBacking::new(1 << 20), 2);
+    /// space.write(0, &vec![1; 4 * PAGE_SIZE])?;
+    /// assert!(space.cached_pages() <= 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn with_cache_pages(backing: B, pages: usize) -> Self {
         AddressSpace {
             id: next_id(),
@@ -232,32 +294,86 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     }
 
     /// The length in bytes.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(100, b"abc")?;
+    /// assert_eq!(space.len(), 103);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
     }
 
     /// Whether the length is 0.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// assert!(space.is_empty());
+    /// space.truncate(1)?;
+    /// assert!(!space.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// This space's id: unique in the process, and the order in which two spaces are locked.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let a: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let b: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// assert_ne!(a.id(), b.id());
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
 
     /// The backing store, for inspection (such as [`MemBacking::used_blocks`]). Calling its
     /// writing methods directly bypasses the cache and the invalidate lock.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &[7; PAGE_SIZE])?;
+    /// assert_eq!(space.backing().used_blocks(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn backing(&self) -> &B {
         &self.backing
     }
 
     /// The number of pages in the cache.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &[7; PAGE_SIZE])?;
+    /// space.drop_caches();
+    /// assert_eq!(space.cached_pages(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn cached_pages(&self) -> usize {
         self.cache.len()
     }
 
     /// A snapshot of the counters.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &[7; PAGE_SIZE])?;
+    /// space.drop_caches();
+    /// let mut buf = [0; 10];
+    /// space.read(0, &mut buf)?; // a miss: read from the store
+    /// space.read(0, &mut buf)?; // a hit
+    /// let stats = space.stats();
+    /// assert_eq!((stats.misses, stats.hits), (1, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -323,6 +439,16 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Errors
     ///
     /// The backing store's error when a page must be read from it.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, b"hello")?;
+    /// let mut buf = [0; 8];
+    /// assert_eq!(space.read(0, &mut buf)?, 5); // the file is 5 bytes long
+    /// assert_eq!(&buf[..5], b"hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -359,6 +485,16 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// `StorageFull` if storage for the new pages cannot be reserved (nothing is written then);
     /// `InvalidInput` if the write would end past `u64::MAX`; the store's error otherwise.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// assert_eq!(space.write(10, b"xy")?, 2);
+    /// let mut buf = [9; 12];
+    /// space.read(0, &mut buf)?;
+    /// assert_eq!(buf, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'x', b'y']); // the gap reads as zeros
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write(&self, offset: u64, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
             return Ok(0);
@@ -417,6 +553,18 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// `UnexpectedEof` past the end of the file; `StorageFull` if a write fault cannot reserve
     /// the page; the store's error when the page must be read.
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.truncate(PAGE_SIZE as u64)?;
+    /// let page = space.fault(0, Access::Write)?;
+    /// page.write(0, b"via the mapping")?;
+    /// let mut buf = [0; 3];
+    /// space.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"via");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn fault(&self, offset: u64, access: Access) -> io::Result<MappedPage> {
         let index = offset / PAGE;
         let held = self.lock_shared(index..=index);
@@ -448,6 +596,19 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Errors
     ///
     /// The store's error from freeing the blocks.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &vec![5; 3 * PAGE_SIZE])?;
+    /// space.punch_hole(PAGE_SIZE as u64, PAGE_SIZE as u64)?;
+    /// let mut buf = [1; 4];
+    /// space.read(PAGE_SIZE as u64, &mut buf)?;
+    /// assert_eq!(buf, [0; 4]);
+    /// assert_eq!(space.len(), 3 * PAGE_SIZE as u64); // the length stays
+    /// assert_eq!(space.backing().used_blocks(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
         if len == 0 {
             return Ok(());
@@ -468,6 +629,18 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Errors
     ///
     /// The store's error from freeing the blocks or recording the length.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, b"abcdef")?;
+    /// space.truncate(3)?;
+    /// space.truncate(6)?; // growing exposes zeros
+    /// let mut buf = [9; 6];
+    /// space.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"abc\0\0\0");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn truncate(&self, new_len: u64) -> io::Result<()> {
         loop {
             let low = self.len().min(new_len);
@@ -574,6 +747,19 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Errors
     ///
     /// The store's first error; pages not yet written stay dirty.
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.truncate(PAGE_SIZE as u64)?;
+    /// space.fault(0, Access::Write)?.write(0, b"dirty")?;
+    /// space.sync()?; // the mapped write reaches the store
+    /// space.drop_caches();
+    /// let mut buf = [0; 5];
+    /// space.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"dirty");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sync(&self) -> io::Result<()> {
         for page in self.cache.range(0, LAST_PAGE) {
             if page.state().dirty {
@@ -592,6 +778,15 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     }
 
     /// Evicts every clean page that no mapping holds; returns how many. Writes nothing back.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &[1; PAGE_SIZE])?;
+    /// space.drop_caches();
+    /// assert_eq!(space.cached_pages(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn drop_caches(&self) -> usize {
         let n = self.cache.drop_clean();
         bump(&self.counters.evictions, n as u64);
@@ -758,6 +953,17 @@ where
 /// remap replacing it, the mapping is unmapped: [`is_mapped`](Self::is_mapped) is false and
 /// reads and writes fail (fault again to see the new data). A partial punch zeroes the page in
 /// place and leaves it mapped.
+///
+/// ```
+/// use rangelock::mm::{Access, AddressSpace, MemBacking};
+/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// space.write(0, b"mapped")?;
+/// let page = space.fault(0, Access::Read)?;
+/// let mut buf = [0; 6];
+/// page.read(0, &mut buf)?;
+/// assert_eq!(&buf, b"mapped");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct MappedPage {
     page: Arc<Page>,
     access: Access,
@@ -766,18 +972,45 @@ pub struct MappedPage {
 
 impl MappedPage {
     /// The byte offset of the page in the file (a multiple of [`PAGE_SIZE`]).
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
+    /// assert_eq!(space.fault(PAGE_SIZE as u64 + 5, Access::Read)?.offset(), PAGE_SIZE as u64);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn offset(&self) -> u64 {
         self.page.index * PAGE
     }
 
     /// How the page was mapped.
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
+    /// assert_eq!(space.fault(0, Access::Read)?.access(), Access::Read);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn access(&self) -> Access {
         self.access
     }
 
     /// Whether the mapping is still live.
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
+    /// let page = space.fault(0, Access::Read)?;
+    /// assert!(page.is_mapped());
+    /// space.punch_hole(0, PAGE_SIZE as u64)?; // unmaps it
+    /// assert!(!page.is_mapped());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_mapped(&self) -> bool {
         !self.page.state().invalidated
@@ -806,6 +1039,16 @@ impl MappedPage {
     ///
     /// `InvalidInput` if `at + buf.len()` is past the end of the page; an error of kind `Other`
     /// if a punch, truncate or remap unmapped the page (fault it again).
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
+    /// let mut buf = [0; 2];
+    /// space.fault(0, Access::Read)?.read(10, &mut buf)?;
+    /// assert_eq!(buf, [3, 3]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read(&self, at: usize, buf: &mut [u8]) -> io::Result<()> {
         Self::check_bounds(at, buf.len())?;
         let state = self.page.state();
@@ -824,6 +1067,16 @@ impl MappedPage {
     ///
     /// `PermissionDenied` on a read mapping; `InvalidInput` past the end of the page or the
     /// file; `Other` if the page was unmapped (fault it again).
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
+    /// let read_only = space.fault(0, Access::Read)?;
+    /// assert!(read_only.write(0, b"x").is_err());
+    /// space.fault(0, Access::Write)?.write(0, b"x")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write(&self, at: usize, data: &[u8]) -> io::Result<()> {
         if self.access == Access::Read {
             return Err(io::Error::new(
