@@ -1,5 +1,6 @@
 //! Lock-level benchmarks: `RangeRwLock` against whole-range rwsems (`parking_lot::RwLock<()>`,
-//! `std::sync::RwLock<()>`), the `range-mutex` crate (exclusive only) and a naive range lock
+//! `std::sync::RwLock<()>`), the `range-mutex` and `range-lock` 0.2.4 crates (both exclusive only;
+//! range-lock's `try_lock` is retried, spinning then yielding) and a naive range lock
 //! (a `Mutex<BTreeMap>` of held ranges plus a `Condvar`, defined below).
 //!
 //! Groups (cited in the README):
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use range_lock::{VecRangeLock, VecRangeLockGuard};
 use range_mutex::RangeMutex;
 use rangelock::RangeRwLock;
 
@@ -229,6 +231,24 @@ fn usize_range(r: Range<u64>) -> Range<usize> {
 // ---------------------------------------------------------------------------------------------
 // 1. Uncontended.
 
+/// range-lock 0.2.4 has only `try_lock` (exclusive, over a `Vec`'s indices): a blocking
+/// acquire spins on it briefly, then yields, as its documentation suggests a caller do.
+fn range_lock_acquire(lock: &VecRangeLock<u8>, range: Range<u64>) -> VecRangeLockGuard<'_, u8> {
+    let range = usize_range(range);
+    let mut tries = 0u32;
+    loop {
+        if let Ok(guard) = lock.try_lock(range.clone()) {
+            return guard;
+        }
+        tries += 1;
+        if tries < 64 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
 fn uncontended(c: &mut Criterion) {
     let range = page_at(0);
     {
@@ -245,6 +265,15 @@ fn uncontended(c: &mut Criterion) {
         let lock = RangeMutex::new(vec![0u8; PAGE as usize]);
         g.bench_function("range_mutex", |b| {
             b.iter(|| drop(black_box(lock.lock(black_box(usize_range(range.clone()))))));
+        });
+        let lock = VecRangeLock::new(vec![0u8; PAGE as usize]);
+        g.bench_function("range_lock", |b| {
+            b.iter(|| {
+                drop(black_box(range_lock_acquire(
+                    &lock,
+                    black_box(range.clone()),
+                )));
+            });
         });
         let lock = NaiveRangeLock::new();
         g.bench_function("naive", |b| {
@@ -297,6 +326,10 @@ fn held(c: &mut Criterion) {
         let rm_held: Vec<_> = (0..n)
             .map(|i| rm.lock(usize_range(held_range(i))))
             .collect();
+        let vrl = VecRangeLock::new(vec![0u8; (2 * n * PAGE) as usize]);
+        let vrl_held: Vec<_> = (0..n)
+            .map(|i| range_lock_acquire(&vrl, held_range(i)))
+            .collect();
 
         let mut g = c.benchmark_group(format!("held_{n}/write"));
         g.throughput(Throughput::Elements(1));
@@ -305,6 +338,14 @@ fn held(c: &mut Criterion) {
         });
         g.bench_function("range_mutex", |b| {
             b.iter(|| drop(black_box(rm.lock(black_box(usize_range(probe.clone()))))));
+        });
+        g.bench_function("range_lock", |b| {
+            b.iter(|| {
+                drop(black_box(range_lock_acquire(
+                    &vrl,
+                    black_box(probe.clone()),
+                )));
+            });
         });
         g.bench_function("naive", |b| {
             b.iter(|| drop(black_box(naive.write(black_box(probe.clone())))));
@@ -321,7 +362,7 @@ fn held(c: &mut Criterion) {
         });
         g.finish();
 
-        drop((rl_held, naive_held, rm_held));
+        drop((rl_held, naive_held, rm_held, vrl_held));
     }
 }
 
@@ -343,6 +384,11 @@ fn disjoint_2threads(c: &mut Criterion) {
     let lock = RangeMutex::new(vec![0u8; ((1 << 20) + PAGE) as usize]);
     bench_threads(&mut g, "range_mutex", THREADS, |t| {
         let _g = lock.lock(usize_range(ranges[t].clone()));
+        spin(work);
+    });
+    let lock = VecRangeLock::new(vec![0u8; ((1 << 20) + PAGE) as usize]);
+    bench_threads(&mut g, "range_lock", THREADS, |t| {
+        let _g = range_lock_acquire(&lock, ranges[t].clone());
         spin(work);
     });
     let lock = NaiveRangeLock::new();
@@ -385,6 +431,11 @@ fn hot(c: &mut Criterion) {
         let lock = RangeMutex::new(vec![0u8; PAGE as usize]);
         bench_threads(&mut g, "range_mutex", threads, |_| {
             let _g = lock.lock(usize_range(range.clone()));
+            spin(TINY_WORK);
+        });
+        let lock = VecRangeLock::new(vec![0u8; PAGE as usize]);
+        bench_threads(&mut g, "range_lock", threads, |_| {
+            let _g = range_lock_acquire(&lock, range.clone());
             spin(TINY_WORK);
         });
         let lock = NaiveRangeLock::new();

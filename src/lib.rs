@@ -100,8 +100,8 @@
 //! | poisoning | yes | no: a panicking holder releases its range |
 //! | timeouts | no | `try_*_for`, `try_*_until` |
 //! | downgrade | no | [`RangeWriteGuard::downgrade`] |
-//! | uncontended cost | one atomic each way | one compare-exchange each way when the lock is idle |
-//! | cost with other requests present | one atomic | a short critical section and a tree insert |
+//! | uncontended cost | one atomic each way | one compare-exchange each way while nothing conflicts |
+//! | cost while requests conflict | one atomic | a short critical section and a tree insert |
 //!
 //! Like `RwLock`, it is not reentrant: a thread that requests a range conflicting with one it
 //! holds deadlocks. Unlike it, a thread that holds one range and requests another can deadlock
@@ -111,41 +111,46 @@
 //!
 //! # Performance
 //!
-//! A request that finds the lock idle takes it with one compare-exchange on a word and
-//! publishes its range beside it; release is another compare-exchange (measured at about 1.7x
-//! the cost of `parking_lot::RwLock`'s write lock and unlock). When other requests are present,
-//! every request takes the internal mutex twice (to queue, to leave) for O(log n + k) work on n
-//! queued requests and k overlapping ones; the first of them moves the idle-path holder into
-//! the tree. A waiting thread watches its grant flag briefly (spinning, then yielding) before
-//! it parks; it is woken after the mutex is released.
+//! While requests do not conflict, up to two hold the lock without its tree: each takes a slot
+//! in one word with a compare-exchange and publishes its range beside it (about 1.3x the cost
+//! of `parking_lot::RwLock`'s write lock and unlock in one run). When requests conflict, every
+//! request takes the internal mutex to queue and to leave, for O(log n + k) work on n queued
+//! requests and k overlapping ones; when the queue drains, the lock returns to the slots. A
+//! waiting thread watches its grant flag briefly before it parks; it is woken after the mutex
+//! is released. A waiting future is woken through its `Waker`.
 //!
-//! Disjoint ranges scale with the work done under the lock; the shared internal mutex is the
-//! cost of that (two threads with ~1 us of work each reach about 1.7x one rwsem). On a single
-//! hot range, strict FIFO hands the lock to a sleeping thread at every release, so it is far
-//! slower there than a barging lock (about 350k acquisitions/s for 8 threads on 2 cores,
-//! against several million), and in exchange no wait is unbounded. [`RangeRwLock::barging`]
-//! lets a running thread pass waiters within a hand-off deadline: about 2M/s there, with waits
-//! still bounded. The README has the measured tables.
+//! Disjoint ranges scale with the work done under the lock (two threads with ~1 us of work
+//! each reach about 2.9x one rwsem). On a single hot range, strict FIFO hands the lock to a
+//! sleeping thread at every release, so it is far slower there than a barging lock, and in
+//! exchange no wait is unbounded; [`RangeRwLock::barging`] lets a running thread pass waiters
+//! within a hand-off deadline. The README has the measured tables and the commands behind
+//! them.
 //!
 //! # Safety and correctness
 //!
-//! `unsafe` is confined to four places: publishing a waiter's stack flag to the thread that
-//! grants it, the parking hand-off, `SliceRwLock`'s guards, and the `fallocate`/`lseek` calls of
-//! `mm::FileBacking`. The interval tree uses indices
-//! into a slab and no `unsafe`. The concurrency is model-checked with loom (`loom-tests/`, under
-//! `--cfg rangelock_loom` the crate's `sync` module swaps in loom's primitives), the unit tests run under
-//! miri, and the accounting is tested against a model of which requests may be granted
-//! together.
+//! `unsafe` is confined to a few places, each with a `SAFETY` comment: the slot table's
+//! ranges, the wait nodes that releasing threads link and wake (on a thread's stack or inside a
+//! pinned future), the parking hand-off, `SliceRwLock`'s guards, and the `fallocate`/`lseek`
+//! calls of `mm::FileBacking`. The interval tree uses indices into slabs and no `unsafe`. The
+//! concurrency is model-checked with loom (`loom-tests/`; under `--cfg rangelock_loom` the
+//! crate's `sync` module swaps in loom's primitives), the unit tests run under miri, and the
+//! accounting is tested against a model of which requests may be granted together.
 //!
 //! # Implementation notes
 //!
-//! The design follows Jan Kara's and Davidlohr Bueso's Linux range locks. Every request,
-//! granted or waiting, is a node of one interval tree (an AVL tree ordered by start, each node
-//! augmented with the largest end in its subtree). A request counts the conflicting nodes
-//! already in the tree, inserts itself and waits until its count is zero; a node that leaves
-//! decrements the count of every later conflicting node it overlaps and wakes those that reach
-//! zero. That is the whole rule: FIFO follows from counting only the nodes ahead.
+//! The design follows Jan Kara's and Davidlohr Bueso's Linux range locks. Every queued
+//! request, granted or waiting, is an entry of one interval tree (a B+-tree of array nodes
+//! ordered by start, each inner node keeping the largest end below each child). A request
+//! counts the conflicting entries already in the tree, inserts itself and waits until its
+//! count is zero; an entry that leaves decrements the count of every later conflicting entry
+//! it overlaps and wakes those that reach zero. That is the whole rule: FIFO follows from
+//! counting only the entries ahead.
 #![warn(missing_docs)]
+
+// The README's examples are doc tests too, so that it cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 mod lock;
 pub mod mm;

@@ -94,6 +94,11 @@ pub const DEFAULT_CACHE_PAGES: usize = 4096;
 /// The invalidate lock used when none is named: [`RangeRwLock`](crate::RangeRwLock), or
 /// [`WholeRwSem`] with the cargo feature `whole-rwsem`.
 ///
+/// That feature is a compile-time switch and so, unlike most features, not additive: any crate
+/// in the build that enables it changes `DefaultLock` for every other crate, including the
+/// application. Libraries should therefore name their lock (`AddressSpace<RangeRwLock, B>`)
+/// and leave `DefaultLock` to applications and benchmarks.
+///
 /// ```
 /// use rangelock::mm::{AddressSpace, DefaultLock, MemBacking};
 /// // Library code should name its lock: the default depends on a crate feature.
@@ -104,6 +109,11 @@ pub const DEFAULT_CACHE_PAGES: usize = 4096;
 pub type DefaultLock = crate::RangeRwLock;
 /// The invalidate lock used when none is named: [`RangeRwLock`](crate::RangeRwLock), or
 /// [`WholeRwSem`] with the cargo feature `whole-rwsem`.
+///
+/// That feature is a compile-time switch and so, unlike most features, not additive: any crate
+/// in the build that enables it changes `DefaultLock` for every other crate, including the
+/// application. Libraries should therefore name their lock (`AddressSpace<RangeRwLock, B>`)
+/// and leave `DefaultLock` to applications and benchmarks.
 ///
 /// ```
 /// use rangelock::mm::{AddressSpace, DefaultLock, MemBacking};
