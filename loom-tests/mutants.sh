@@ -89,5 +89,9 @@ mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \
   a_fault_racing_a_punch_never_sees_a_reused_block_with_the_range_lock mm
 
+mutant writeback-unserialised src/mm/mod.rs \
+  's/let _writeback = page.writeback\(\);/let _writeback = ();/' \
+  two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store mm
+
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]

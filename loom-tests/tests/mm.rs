@@ -66,3 +66,29 @@ fn a_fault_racing_a_punch_never_sees_a_reused_block_with_the_whole_rwsem() {
 fn without_the_lock_the_model_finds_the_race() {
     fault_vs_punch::<Unlocked>();
 }
+
+/// Two syncs race a write through a mapping. Whatever the order, once all are done the store
+/// holds the newest version: an older write-back never lands after a newer one (the page
+/// would then be clean while the store is stale, and a read after eviction would return it).
+#[test]
+fn two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store() {
+    model(|| {
+        let space: Arc<AddressSpace<RangeRwLock, MemBacking>> =
+            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        space.truncate(PAGE).unwrap();
+        let page = space.fault(0, Access::Write).unwrap();
+        page.write(0, &[1]).unwrap();
+        let syncer = {
+            let space = space.clone();
+            thread::spawn(move || space.sync().unwrap())
+        };
+        page.write(0, &[2]).unwrap();
+        space.sync().unwrap();
+        syncer.join().unwrap();
+        drop(page);
+        assert_eq!(space.drop_caches(), 1, "the page is clean and unmapped");
+        let mut seen = [0u8];
+        space.read(0, &mut seen).unwrap();
+        assert_eq!(seen, [2], "stale data: an older write-back landed last");
+    });
+}

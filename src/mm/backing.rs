@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::PAGE_SIZE;
@@ -70,12 +70,20 @@ pub trait Backing: Send + Sync {
     /// The store's IO error; `out` may then hold some of the pages.
     fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()>;
 
-    /// Shortens the store to `len` bytes (after everything past it was punched).
+    /// Sets the store's length to `len` bytes: shortens it (after everything past `len` was
+    /// punched) or extends it with a hole. Called by `AddressSpace::truncate` in both
+    /// directions, so that a file's length follows at once.
     ///
     /// # Errors
     ///
     /// The store's IO error.
     fn truncate(&self, len: u64) -> io::Result<()>;
+
+    /// The largest length the store can hold; longer files are refused with `InvalidInput`
+    /// before anything changes. Unbounded by default.
+    fn max_len(&self) -> u64 {
+        u64::MAX
+    }
 
     /// Records the length, and makes content and length durable where the store can.
     ///
@@ -316,7 +324,7 @@ impl Backing for MemBacking {
     }
 
     fn truncate(&self, _len: u64) -> io::Result<()> {
-        Ok(()) // the punch before it freed every block past `len`
+        Ok(()) // the punch before a shrink freed every block past `len`; a hole needs none
     }
 
     fn sync(&self, _len: u64) -> io::Result<()> {
@@ -348,15 +356,18 @@ impl std::fmt::Debug for MemBacking {
 #[derive(Debug)]
 pub struct FileBacking {
     file: File,
+    path: PathBuf,
     stored_len: u64,
+    read_only: bool,
 }
 
 impl FileBacking {
-    /// Creates (or truncates) the file at `path`.
+    /// Creates (or truncates) the regular file at `path`, for reading and writing.
     ///
     /// # Errors
     ///
-    /// Any error from opening the file.
+    /// Any error from opening the file, and `InvalidInput` if `path` is not a regular file (a
+    /// device, a FIFO); every error names the path.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, FileBacking};
@@ -370,23 +381,23 @@ impl FileBacking {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref();
         let file = File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(path)?;
-        Ok(FileBacking {
-            file,
-            stored_len: 0,
-        })
+            .open(path);
+        Self::from_file(path, file, false)
     }
 
-    /// Opens the existing file at `path`; the address space takes its length from it.
+    /// Opens the existing regular file at `path` for reading and writing; the address space
+    /// takes its length from it.
     ///
     /// # Errors
     ///
-    /// Any error from opening the file or reading its length (`NotFound` if it does not exist).
+    /// Any error from opening the file or reading its length (`NotFound` if it does not
+    /// exist), and `InvalidInput` if it is not a regular file; every error names the path.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, FileBacking};
@@ -399,10 +410,96 @@ impl FileBacking {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let file = File::options().read(true).write(true).open(path)?;
-        let stored_len = file.metadata()?.len();
-        Ok(FileBacking { file, stored_len })
+        let path = path.as_ref();
+        Self::from_file(
+            path,
+            File::options().read(true).write(true).open(path),
+            false,
+        )
     }
+
+    /// Opens the existing regular file at `path` for reading only (it may be read-only on
+    /// disk). Reads and faults work; writes, write faults, punches and truncates fail with
+    /// `PermissionDenied` and change nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, FileBacking};
+    /// use std::io::ErrorKind;
+    /// let path = std::env::temp_dir().join(format!("rangelock-ro-{}", std::process::id()));
+    /// std::fs::write(&path, b"read me")?;
+    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
+    ///     AddressSpace::new(FileBacking::open_read_only(&path)?);
+    /// let mut buf = [0; 7];
+    /// space.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"read me");
+    /// assert_eq!(space.write(0, b"x").unwrap_err().kind(), ErrorKind::PermissionDenied);
+    /// assert_eq!(space.truncate(0).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    /// assert_eq!(std::fs::read(&path)?, b"read me");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref();
+        Self::from_file(path, File::options().read(true).open(path), true)
+    }
+
+    fn from_file(path: &Path, file: io::Result<File>, read_only: bool) -> io::Result<Self> {
+        let with_path = |e: io::Error| annotate(path, e);
+        let file = file.map_err(with_path)?;
+        let metadata = file.metadata().map_err(with_path)?;
+        if !metadata.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a regular file", path.display()),
+            ));
+        }
+        Ok(FileBacking {
+            file,
+            path: path.to_owned(),
+            stored_len: metadata.len(),
+            read_only,
+        })
+    }
+
+    /// The path the file was opened at.
+    ///
+    /// ```
+    /// # use rangelock::mm::FileBacking;
+    /// let path = std::env::temp_dir().join(format!("rangelock-path-{}", std::process::id()));
+    /// assert_eq!(FileBacking::create(&path)?.path(), path);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `Err(PermissionDenied)` on a read-only file, before anything changes.
+    fn writable(&self) -> io::Result<()> {
+        if self.read_only {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{}: opened read-only", self.path.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `op`'s error, naming the file.
+    fn named<T>(&self, op: io::Result<T>) -> io::Result<T> {
+        op.map_err(|e| annotate(&self.path, e))
+    }
+}
+
+/// `e` with `path` in front of its message, keeping its kind.
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(|e| annotate(path, e))`
+fn annotate(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 #[cfg(unix)]
@@ -457,12 +554,9 @@ fn fallocate(file: &File, mode: libc::c_int, start: u64, len: u64) -> io::Result
     }
 }
 
-impl Backing for FileBacking {
-    fn stored_len(&self) -> u64 {
-        self.stored_len
-    }
-
-    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
+/// The store operations, with the OS's errors as they come; `Backing` names the file.
+impl FileBacking {
+    fn raw_read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
         let offset = index * PAGE_SIZE as u64;
         let mut done = 0;
         while done < PAGE_SIZE {
@@ -477,12 +571,12 @@ impl Backing for FileBacking {
         Ok(())
     }
 
-    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
+    fn raw_write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
         assert!(at + data.len() <= PAGE_SIZE, "write past the end of a page");
         write_all_at(&self.file, data, index * PAGE_SIZE as u64 + at as u64)
     }
 
-    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
+    fn raw_reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         {
             let pages: Vec<u64> = pages.collect();
@@ -490,7 +584,7 @@ impl Backing for FileBacking {
                 return Ok(());
             };
             let mut stored = Vec::new();
-            self.stored_pages(first, last, &mut stored)?;
+            self.raw_stored_pages(first, last, &mut stored)?;
             let holes: Vec<u64> = pages
                 .into_iter()
                 .filter(|p| stored.binary_search(p).is_err())
@@ -517,7 +611,7 @@ impl Backing for FileBacking {
         Ok(())
     }
 
-    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
+    fn raw_punch(&self, start: u64, end: u64) -> io::Result<()> {
         // Nothing is stored past the file's end.
         let end = end.min(self.file.metadata()?.len());
         if start >= end {
@@ -542,7 +636,7 @@ impl Backing for FileBacking {
         Ok(())
     }
 
-    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
+    fn raw_stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
         let page = PAGE_SIZE as u64;
         let file_end = self.file.metadata()?.len().div_ceil(page);
         let last = last.min(file_end.saturating_sub(1));
@@ -575,6 +669,10 @@ impl Backing for FileBacking {
                 }
                 // Both are non-negative: checked above.
                 let (data, hole) = (data.unsigned_abs(), hole.unsigned_abs().min(end));
+                if hole <= at {
+                    // Not a regular file's answer (no progress): refuse rather than spin.
+                    return Err(io::Error::other("SEEK_DATA/SEEK_HOLE made no progress"));
+                }
                 out.extend((data / page).max(first)..hole.div_ceil(page));
                 at = hole.div_ceil(page) * page;
             }
@@ -587,15 +685,67 @@ impl Backing for FileBacking {
         }
     }
 
-    fn truncate(&self, len: u64) -> io::Result<()> {
-        if self.file.metadata()?.len() > len {
+    fn raw_truncate(&self, len: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() != len {
             self.file.set_len(len)?;
         }
         Ok(())
     }
 
-    fn sync(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)?;
+    fn raw_sync(&self, len: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() != len {
+            self.file.set_len(len)?;
+        }
         self.file.sync_all()
+    }
+}
+
+impl Backing for FileBacking {
+    fn stored_len(&self) -> u64 {
+        self.stored_len
+    }
+
+    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
+        self.named(self.raw_read_page(index, buf))
+    }
+
+    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
+        self.writable()?;
+        self.named(self.raw_write_page(index, at, data))
+    }
+
+    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
+        self.writable()?;
+        self.named(self.raw_reserve(pages))
+    }
+
+    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
+        self.writable()?;
+        self.named(self.raw_punch(start, end))
+    }
+
+    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
+        self.named(self.raw_stored_pages(first, last, out))
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.writable()?;
+        self.named(self.raw_truncate(len))
+    }
+
+    fn sync(&self, len: u64) -> io::Result<()> {
+        if self.read_only {
+            // Nothing can have changed; only a length change would need writing.
+            if self.named(self.file.metadata())?.len() != len {
+                self.writable()?;
+            }
+            return Ok(());
+        }
+        self.named(self.raw_sync(len))
+    }
+
+    fn max_len(&self) -> u64 {
+        // File offsets are signed (`off_t`, and `i64` in std's file APIs).
+        i64::MAX as u64
     }
 }

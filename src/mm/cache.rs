@@ -15,6 +15,9 @@ const SHARDS: usize = 16;
 pub(crate) struct Page {
     pub(crate) index: u64,
     state: Mutex<PageState>,
+    /// Held while the page is written back (Linux's `PG_writeback`): a second write-back of
+    /// the page waits, so an older copy can never reach the store after a newer one.
+    writeback: Mutex<()>,
     /// CLOCK's reference bit: set on every hit, cleared as the hand passes.
     referenced: AtomicBool,
 }
@@ -37,12 +40,18 @@ impl Page {
                 dirty: false,
                 invalidated: false,
             }),
+            writeback: Mutex::new(()),
             referenced: AtomicBool::new(false),
         })
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, PageState> {
         self.state.lock()
+    }
+
+    /// Serialises write-backs of this page: hold it from the copy until the store has the copy.
+    pub(crate) fn writeback(&self) -> MutexGuard<'_, ()> {
+        self.writeback.lock()
     }
 }
 

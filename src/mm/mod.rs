@@ -259,6 +259,19 @@ pub(crate) fn full_pages(start: u64, end: u64) -> core::ops::Range<u64> {
     start.div_ceil(PAGE)..end_full
 }
 
+impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
+    /// `InvalidInput` if the store cannot hold a file of `len` bytes (a file beyond `off_t`).
+    fn check_len(&self, len: u64) -> io::Result<()> {
+        let max = self.backing.max_len();
+        if len > max {
+            return Err(invalid(format!(
+                "length {len} is beyond what the store can hold ({max} bytes)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `offset + len`, or `InvalidInput` if it overflows.
 fn end_of(offset: u64, len: u64) -> io::Result<u64> {
     offset
@@ -510,6 +523,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             return Ok(0);
         }
         let end = end_of(offset, data.len() as u64)?;
+        self.check_len(end)?;
         let pages = pages_of(offset, end);
         let held = self.lock_exclusive(pages.clone());
         self.backing.reserve(&mut pages.clone())?;
@@ -652,6 +666,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn truncate(&self, new_len: u64) -> io::Result<()> {
+        self.check_len(new_len)?;
         loop {
             let low = self.len().min(new_len);
             let held = self.lock_exclusive(low / PAGE..=LAST_PAGE);
@@ -668,6 +683,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 self.len.store(new_len, Ordering::Release);
                 self.drop_cached(new_len, u64::MAX, &held);
             } else {
+                // The store's length follows at once (a file grows with a hole).
+                self.backing.truncate(new_len)?;
                 self.len.store(new_len, Ordering::Release);
             }
             return Ok(());
@@ -735,6 +752,9 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// Writes `page` back if it is dirty and still cached.
     fn write_back<G>(&self, page: &Page, held: &Held<G>) -> io::Result<()> {
         held.check(self.id, page.index);
+        // One write-back of a page at a time, from copy to store: two overlapping syncs could
+        // otherwise land an older copy after a newer one and leave the page marked clean.
+        let _writeback = page.writeback();
         let copy = {
             let mut state = page.state();
             if !state.dirty || state.invalidated {
@@ -868,6 +888,7 @@ where
         return Ok(0);
     }
     let (src_end, dst_end) = (end_of(src_off, len)?, end_of(dst_off, len)?);
+    dst.check_len(dst_end)?;
     let (src_pages, dst_pages) = (pages_of(src_off, src_end), pages_of(dst_off, dst_end));
     match src.id.cmp(&dst.id) {
         core::cmp::Ordering::Equal => {
@@ -950,6 +971,10 @@ where
         if with_data.peek() != Some(&q) {
             dst.backing.punch(q * PAGE, (q + 1) * PAGE)?;
         }
+    }
+    if dst_off + len > dst.len() {
+        // The store's length follows at once, holes at the end included.
+        dst.backing.truncate(dst_off + len)?;
     }
     dst.len.fetch_max(dst_off + len, Ordering::AcqRel);
     Ok(len)
