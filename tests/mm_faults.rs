@@ -169,3 +169,33 @@ fn sync_never_cuts_off_a_write_that_extends_the_file() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(lost, 0, "pages lost to a racing sync");
 }
+
+#[test]
+fn close_reports_a_failed_write_back() {
+    let s = AddressSpace::<RangeRwLock, _>::new(Flaky::new());
+    s.truncate(PAGE).unwrap();
+    s.fault(0, Access::Write)
+        .unwrap()
+        .write(0, b"lost?")
+        .unwrap();
+    s.backing().fail_write.store(true, SeqCst);
+    let err = s.close().unwrap_err();
+    assert_eq!(err.to_string(), "injected EIO");
+}
+
+#[test]
+fn dropping_a_space_writes_its_dirty_pages_back() {
+    let path = std::env::temp_dir().join(format!("rangelock-drop-{}", std::process::id()));
+    {
+        let s = AddressSpace::<RangeRwLock, _>::new(FileBacking::create(&path).unwrap());
+        s.truncate(2 * PAGE).unwrap();
+        let page = s.fault(PAGE, Access::Write).unwrap();
+        page.write(10, b"mapped").unwrap();
+        drop(page);
+        // Dropped without sync or close.
+    }
+    let on_disk = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(on_disk.len() as u64, 2 * PAGE);
+    assert_eq!(&on_disk[PAGE as usize + 10..][..6], b"mapped");
+}

@@ -214,6 +214,21 @@ struct Exclusive<G>(Held<G>);
 /// beyond the bound, clean pages without mappings are evicted (CLOCK). Pages that are mapped or
 /// dirty stay, so the cache can exceed its bound while they do.
 ///
+/// # What is durable when
+///
+/// - [`write`](Self::write), [`punch_hole`](Self::punch_hole), [`truncate`](Self::truncate)
+///   and [`remap_range`] go through to the backing store before they return (a file's length
+///   included), but the store may still hold them in the OS's cache.
+/// - Writes through a [`MappedPage`] only dirty the cached page; they reach the store at the
+///   next [`sync`](Self::sync), [`close`](Self::close), or when the space is dropped.
+/// - [`sync`](Self::sync) and [`close`](Self::close) write dirty pages back and then make
+///   content and length durable (`fsync` on a [`FileBacking`]), reporting errors.
+/// - Dropping the space writes dirty pages back and syncs, best effort: errors are lost. Call
+///   [`close`](Self::close) to see them.
+///
+/// Two address spaces over one file are two independent caches: neither sees the other's
+/// dirty pages, and their locks do not exclude each other.
+///
 /// ```
 /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
 /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
@@ -807,6 +822,40 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         }
     }
 
+    /// Writes every dirty page back, makes content and length durable, and drops the space,
+    /// reporting the first error (dropping the space without `close` does the same, but loses
+    /// errors). Mappings that outlive the space stay readable and writable, but their writes
+    /// reach no store.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    ///
+    /// ```
+    /// use rangelock::mm::{Access, AddressSpace, FileBacking, PAGE_SIZE};
+    /// let path = std::env::temp_dir().join(format!("rangelock-close-{}", std::process::id()));
+    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
+    ///     AddressSpace::new(FileBacking::create(&path)?);
+    /// space.truncate(PAGE_SIZE as u64)?;
+    /// space.fault(0, Access::Write)?.write(0, b"kept")?;
+    /// space.close()?;
+    /// assert_eq!(&std::fs::read(&path)?[..4], b"kept");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn close(self) -> io::Result<()> {
+        self.sync()
+        // `Drop` finds nothing dirty now, and syncs nothing more.
+    }
+
+    /// Whether any cached page is dirty.
+    fn has_dirty_pages(&self) -> bool {
+        self.cache
+            .range(0, LAST_PAGE)
+            .iter()
+            .any(|page| page.state().dirty)
+    }
+
     /// Evicts every clean page that no mapping holds; returns how many. Writes nothing back.
     ///
     /// ```
@@ -821,6 +870,15 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         let n = self.cache.drop_clean();
         bump(&self.counters.evictions, n as u64);
         n
+    }
+}
+
+impl<L: InvalidateLock, B: Backing> Drop for AddressSpace<L, B> {
+    /// Writes dirty pages back and syncs, best effort (see [`close`](Self::close)).
+    fn drop(&mut self) {
+        if self.has_dirty_pages() {
+            let _ = self.sync();
+        }
     }
 }
 
