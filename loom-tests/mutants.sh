@@ -93,5 +93,9 @@ mutant writeback-unserialised src/mm/mod.rs \
   's/let _writeback = page.writeback\(\);/let _writeback = ();/' \
   two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store mm
 
+mutant read-fills-without-lock src/mm/mod.rs \
+  's/let held = self.lock_shared\(pages_of\(at, end\)\);/let held = self.lock_shared(LAST_PAGE..=LAST_PAGE);/' \
+  a_read_hit_racing_a_punch_never_sees_a_reused_block mm
+
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]

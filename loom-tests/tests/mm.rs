@@ -92,3 +92,43 @@ fn two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store() {
         assert_eq!(seen, [2], "stale data: an older write-back landed last");
     });
 }
+
+/// A read of pages 0 and 1 finds page 0 cached (a hit, without the invalidate lock) and
+/// fills page 1 (under the lock), racing `punch_hole(page 1)` followed by a write of page 2
+/// that reuses page 1's block. The read sees page 1's old data or zeros, never page 2's; once
+/// the punch returned, page 1 reads as zeros.
+fn hit_vs_punch<L: InvalidateLock + 'static>() {
+    model(|| {
+        let space: Arc<AddressSpace<L, MemBacking>> =
+            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        space.write(0, &[1; PAGE_SIZE]).unwrap();
+        space.write(PAGE, &[2; PAGE_SIZE]).unwrap();
+        space.drop_caches();
+        let mut warm = [0u8; 1];
+        space.read(0, &mut warm).unwrap(); // page 0 is cached: the read below hits it
+        let reader = {
+            let space = space.clone();
+            thread::spawn(move || {
+                let mut seen = vec![0u8; 2 * PAGE_SIZE];
+                space.read(0, &mut seen).unwrap();
+                (seen[0], seen[PAGE_SIZE], seen[2 * PAGE_SIZE - 1])
+            })
+        };
+        space.punch_hole(PAGE, PAGE).unwrap();
+        space.write(2 * PAGE, &[3; PAGE_SIZE]).unwrap();
+        let (hit, filled, filled_end) = reader.join().unwrap();
+        assert_eq!(hit, 1);
+        assert!(
+            (filled, filled_end) == (2, 2) || (filled, filled_end) == (0, 0),
+            "stale data: the read saw page 1 as {filled}..{filled_end}"
+        );
+        let mut after = [9u8; 8];
+        space.read(PAGE, &mut after).unwrap();
+        assert_eq!(after, [0; 8], "stale data: a punched page came back");
+    });
+}
+
+#[test]
+fn a_read_hit_racing_a_punch_never_sees_a_reused_block() {
+    hit_vs_punch::<RangeRwLock>();
+}

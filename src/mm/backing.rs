@@ -40,6 +40,19 @@ pub trait Backing: Send + Sync {
     /// The store's IO error; `buf` is then unspecified.
     fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()>;
 
+    /// Reads the consecutive pages `first..first + bufs.len()` into `bufs` (readahead). The
+    /// default reads them one by one; a store that can should read them in one request.
+    ///
+    /// # Errors
+    ///
+    /// The store's IO error; `bufs` are then unspecified.
+    fn read_pages(&self, first: u64, bufs: &mut [Box<[u8; PAGE_SIZE]>]) -> io::Result<()> {
+        for (index, buf) in (first..).zip(bufs.iter_mut()) {
+            self.read_page(index, buf)?;
+        }
+        Ok(())
+    }
+
     /// Writes `data` at byte `at` of page `index`, which must have been reserved.
     ///
     /// # Errors
@@ -707,6 +720,25 @@ impl Backing for FileBacking {
 
     fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
         self.named(self.raw_read_page(index, buf))
+    }
+
+    fn read_pages(&self, first: u64, bufs: &mut [Box<[u8; PAGE_SIZE]>]) -> io::Result<()> {
+        // One positioned read for the whole run.
+        let mut run = vec![0u8; bufs.len() * PAGE_SIZE];
+        let offset = first * PAGE_SIZE as u64;
+        let mut done = 0;
+        while done < run.len() {
+            match read_at(&self.file, &mut run[done..], offset + done as u64) {
+                Ok(0) => break, // past the file's end: zeros
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(annotate(&self.path, e)),
+            }
+        }
+        for (buf, chunk) in bufs.iter_mut().zip(run.chunks_exact(PAGE_SIZE)) {
+            buf.copy_from_slice(chunk);
+        }
+        Ok(())
     }
 
     fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {

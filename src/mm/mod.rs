@@ -70,7 +70,7 @@ use core::ops::RangeInclusive;
 use std::io;
 use std::sync::Arc;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering};
 use cache::{Page, PageCache};
 
 /// The page size of every address space, in bytes.
@@ -163,6 +163,10 @@ pub struct Stats {
     pub invalidations: u64,
     /// Invalidate-lock acquisitions that had to wait.
     pub lock_waits: u64,
+    /// Pages filled ahead of a sequential reader (included in `fills`).
+    pub readahead: u64,
+    /// Read requests sent to the backing store (one per page, or one per readahead run).
+    pub store_reads: u64,
 }
 
 #[derive(Default)]
@@ -173,6 +177,8 @@ struct Counters {
     evictions: AtomicU64,
     invalidations: AtomicU64,
     lock_waits: AtomicU64,
+    readahead: AtomicU64,
+    store_reads: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -246,7 +252,16 @@ pub struct AddressSpace<L: InvalidateLock = DefaultLock, B: Backing = MemBacking
     /// The file length; shared with mappings so that they refuse writes past it.
     len: Arc<AtomicU64>,
     counters: Counters,
+    /// Readahead state: `(next, window)`, the page a sequential reader would miss next and the
+    /// size of the window filled there.
+    readahead: Mutex<(u64, u64)>,
 }
+
+/// The first readahead window, in pages; it doubles on each sequential miss up to
+/// [`READAHEAD_MAX`].
+const READAHEAD_MIN: u64 = 4;
+/// The largest readahead window, in pages (128 KiB), as Linux's default `read_ahead_kb`.
+const READAHEAD_MAX: u64 = 32;
 
 /// Ids order the locking of two spaces; a counter never reuses one.
 fn next_id() -> u64 {
@@ -328,6 +343,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             backing,
             cache: PageCache::new(pages),
             counters: Counters::default(),
+            readahead: Mutex::new((u64::MAX, 0)),
         }
     }
 
@@ -422,6 +438,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             evictions: get(&c.evictions),
             invalidations: get(&c.invalidations),
             lock_waits: get(&c.lock_waits),
+            readahead: get(&c.readahead),
+            store_reads: get(&c.store_reads),
         }
     }
 
@@ -452,6 +470,77 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         }
     }
 
+    /// Where the fill for a read of pages `first..=last` that missed at `first` should end:
+    /// `last`, or further when the reader is sequential (it missed exactly where the previous
+    /// fill ended). The window starts at [`READAHEAD_MIN`] pages and doubles on each
+    /// sequential miss up to [`READAHEAD_MAX`], as Linux's `page_cache_ra_unbounded` grows it.
+    fn readahead_end(&self, first: u64, last: u64) -> u64 {
+        let file_last = match self.len() {
+            0 => 0,
+            len => (len - 1) / PAGE,
+        };
+        let mut ra = self.readahead.lock();
+        let (next, window) = *ra;
+        let window = if first == next {
+            (window * 2).clamp(READAHEAD_MIN, READAHEAD_MAX)
+        } else {
+            0
+        };
+        let end = last.max((first + window).saturating_sub(1).min(file_last));
+        *ra = (end + 1, window);
+        end
+    }
+
+    /// Fills the pages of `first..=last` that are not cached, each run of consecutive missing
+    /// pages with one store request. The lock must be held over them (shared suffices).
+    /// `read_last` is the reader's own last page: pages past it count as readahead.
+    fn fill_run<G>(&self, first: u64, last: u64, read_last: u64, held: &Held<G>) -> io::Result<()> {
+        let mut index = first;
+        while index <= last {
+            if self.cache.get(index).is_some() {
+                index += 1;
+                continue;
+            }
+            let mut end = index;
+            while end < last && self.cache.get(end + 1).is_none() {
+                end += 1;
+            }
+            held.check(self.id, index);
+            held.check(self.id, end);
+            let mut bufs: Vec<_> = (index..=end).map(|_| cache::zeroed_page()).collect();
+            bump(&self.counters.store_reads, 1);
+            self.backing.read_pages(index, &mut bufs)?;
+            for (i, data) in (index..).zip(bufs) {
+                let inserted = self.cache.insert(Page::new(i, data));
+                bump(&self.counters.evictions, inserted.evicted as u64);
+            }
+            let n = end - index + 1;
+            bump(
+                &self.counters.misses,
+                n.min(read_last.saturating_sub(index) + 1),
+            );
+            bump(&self.counters.fills, n);
+            bump(
+                &self.counters.readahead,
+                (end.saturating_sub(read_last)).min(n),
+            );
+            if end == last {
+                break;
+            }
+            index = end + 1;
+        }
+        Ok(())
+    }
+
+    /// Page `index` just after `fill_run` (which counted it): from the cache, or, if it was
+    /// evicted meanwhile, filled again.
+    fn filled<G>(&self, index: u64, held: &Held<G>) -> io::Result<Arc<Page>> {
+        match self.cache.get(index) {
+            Some(page) => Ok(page),
+            None => self.page(index, held),
+        }
+    }
+
     /// The cached page `index`, filling it from the backing store on a miss. The lock must be
     /// held over it (shared suffices) across the fill, so no invalidation can free its block
     /// between the read and the insert.
@@ -463,6 +552,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         }
         bump(&self.counters.misses, 1);
         let mut data = cache::zeroed_page();
+        bump(&self.counters.store_reads, 1);
         self.backing.read_page(index, &mut data)?;
         let inserted = self.cache.insert(Page::new(index, data));
         bump(&self.counters.fills, 1);
@@ -496,17 +586,45 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         if offset >= end {
             return Ok(0);
         }
-        let held = self.lock_shared(pages_of(offset, end));
-        // A truncate may have shortened the file before we got the lock; none can now.
-        let end = end.min(self.len());
-        if offset >= end {
-            return Ok(0);
-        }
+        // Cached pages are copied without the invalidate lock, each under its own mutex while
+        // it is still cached (as Linux finds uptodate folios under RCU): the data of a cached
+        // page is the file's, and a punch or truncate marks a page invalidated (under that
+        // mutex) before it returns, so a hit either precedes it or sees the mark.
         let mut at = offset;
         while at < end {
             let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
             let n = (PAGE - at % PAGE).min(end - at) as usize;
-            let page = self.page(index, &held)?;
+            let Some(page) = self.cache.get(index) else {
+                break;
+            };
+            let state = page.state();
+            if state.invalidated {
+                break;
+            }
+            let out = (at - offset) as usize;
+            buf[out..out + n].copy_from_slice(&state.data[in_page..in_page + n]);
+            bump(&self.counters.hits, 1);
+            at += n as u64;
+        }
+        if at == end {
+            return Ok((end - offset) as usize);
+        }
+        // A miss: fill under the lock, shared, so no invalidation frees a block in between;
+        // a sequential reader fills a readahead window under the same lock.
+        let (first, read_last) = (at / PAGE, (end - 1) / PAGE);
+        let fill_end = self.readahead_end(first, read_last);
+        let held = self.lock_shared(first..=fill_end);
+        // A truncate may have shortened the file before we got the lock; none can now.
+        let end = end.min(self.len());
+        if at >= end {
+            return Ok((at - offset) as usize); // those bytes were read before the truncate
+        }
+        let file_last = (self.len() - 1) / PAGE;
+        self.fill_run(first, fill_end.min(file_last), read_last, &held)?;
+        while at < end {
+            let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
+            let n = (PAGE - at % PAGE).min(end - at) as usize;
+            let page = self.filled(index, &held)?;
             let out = (at - offset) as usize;
             buf[out..out + n].copy_from_slice(&page.state().data[in_page..in_page + n]);
             at += n as u64;
@@ -606,18 +724,45 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// ```
     pub fn fault(&self, offset: u64, access: Access) -> io::Result<MappedPage> {
         let index = offset / PAGE;
-        let held = self.lock_shared(index..=index);
-        let len = self.len();
-        if offset >= len {
-            return Err(io::Error::new(
+        let past_end = |len: u64| {
+            io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("fault at {offset}, past the end of the file ({len} bytes)"),
-            ));
+            )
+        };
+        let len = self.len();
+        if offset >= len {
+            return Err(past_end(len));
+        }
+        // A hit maps the cached page without the invalidate lock (a write fault reserves its
+        // storage first). As `filemap_fault` checks `folio->mapping` under the folio lock, the
+        // page is checked under its mutex to be still cached: a punch that removed it has
+        // marked it invalidated, and one that comes later will find this mapping through the
+        // page and kill it.
+        if let Some(page) = self.cache.get(index) {
+            if access == Access::Write {
+                self.backing.reserve(&mut core::iter::once(index))?;
+            }
+            if !page.state().invalidated {
+                bump(&self.counters.hits, 1);
+                return Ok(MappedPage {
+                    page,
+                    access,
+                    len: Arc::clone(&self.len),
+                });
+            }
+        }
+        let fill_end = self.readahead_end(index, index);
+        let held = self.lock_shared(index..=fill_end);
+        let len = self.len();
+        if offset >= len {
+            return Err(past_end(len));
         }
         if access == Access::Write {
             self.backing.reserve(&mut core::iter::once(index))?;
         }
-        let page = self.page(index, &held)?;
+        self.fill_run(index, fill_end.min((len - 1) / PAGE), index, &held)?;
+        let page = self.filled(index, &held)?;
         Ok(MappedPage {
             page,
             access,

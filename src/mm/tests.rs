@@ -239,15 +239,49 @@ fn the_cache_stays_bounded_and_counts() {
     let pages: u64 = if cfg!(miri) { 100 } else { 1000 };
     let s: Space = AddressSpace::with_cache_pages(MemBacking::new(8 << 20), 32);
     s.write(0, &vec![1u8; (pages * PAGE) as usize]).unwrap();
+    // In a scattered order (a stride coprime to `pages`), so that no readahead kicks in.
     for i in 0..pages {
-        assert_eq!(read_all(&s, i * PAGE, 1), vec![1]);
+        assert_eq!(read_all(&s, (i * 7 % pages) * PAGE, 1), vec![1]);
     }
     let st = s.stats();
+    assert_eq!(st.readahead, 0);
     assert!(s.cached_pages() <= 32, "{} cached", s.cached_pages());
     assert_eq!(st.misses, pages);
     assert!(st.evictions >= pages - 32);
-    read_all(&s, (pages - 1) * PAGE, 1);
+    read_all(&s, ((pages - 1) * 7 % pages) * PAGE, 1);
     assert_eq!(s.stats().hits, 1);
+}
+
+/// A sequential reader, page by page, gets a readahead window that grows to 32 pages: far
+/// fewer store reads than pages, and the data is right.
+#[test]
+fn sequential_reads_fill_a_growing_readahead_window() {
+    let pages: u64 = if cfg!(miri) { 40 } else { 256 };
+    let s: Space = AddressSpace::new(MemBacking::new(8 << 20));
+    for i in 0..pages {
+        s.write(i * PAGE, &vec![i as u8; PAGE_SIZE]).unwrap();
+    }
+    s.drop_caches();
+    for i in 0..pages {
+        assert_eq!(read_all(&s, i * PAGE + 5, 2), vec![i as u8; 2]);
+    }
+    let st = s.stats();
+    assert_eq!(st.fills, pages, "each page filled once");
+    assert!(st.readahead > 0);
+    assert!(
+        st.store_reads * 4 <= pages,
+        "{} store reads for {pages} sequential pages",
+        st.store_reads
+    );
+    assert_eq!(st.misses + st.hits, pages, "one lookup per page read");
+    // A random reader gets no readahead, and each miss reads one page.
+    let r: Space = AddressSpace::new(MemBacking::new(8 << 20));
+    r.write(0, &vec![1; (pages * PAGE) as usize]).unwrap();
+    r.drop_caches();
+    for i in 0..pages {
+        read_all(&r, (i * 7 % pages) * PAGE, 1);
+    }
+    assert_eq!((r.stats().readahead, r.stats().store_reads), (0, pages));
 }
 
 #[test]
