@@ -11,11 +11,22 @@
 //!       it every 250 us (if the lock lets it keep up: the table shows how many it managed).
 //!   (b) writes: 8 threads write 4 KiB at a time into disjoint parts of one file, 20 us IO each.
 //!   (c) cached: 4 threads read random pages of a fully cached 4 MiB file; nothing conflicts.
+//!   (d) sequential: 4 threads each read their own 8 MiB of a 32 MiB file page by page, through
+//!       a 4 MiB cache (so every pass is cold), with 20 us of IO per store request: readahead
+//!       turns page-by-page misses into a few large requests.
 //!
-//! Prints throughput, p50 and p99 operation latency and the range/rwsem ratio, and writes the
-//! table as Markdown and a chart as SVG under `target/contention/`.
+//! Each workload runs over the range lock, the whole-mapping rwsem, std's `RwLock` and
+//! `Unlocked` (no lock at all: incorrect, but the ceiling any lock is measured against).
+//! `--backing file` runs them over a real file (`FileBacking`, in `target/contention/`)
+//! instead of the simulated device; the simulated IO latency then does not apply.
+//!
+//! Prints throughput, p50 and p99 operation latency and the ratios, and writes the table as
+//! Markdown, the figures as JSON and a chart as SVG under `target/contention/`.
 
-use rangelock::mm::{Access, AddressSpace, InvalidateLock, MemBacking, WholeRwSem, PAGE_SIZE};
+use rangelock::mm::{
+    Access, AddressSpace, Backing, FileBacking, InvalidateLock, MemBacking, Unlocked, WholeRwSem,
+    PAGE_SIZE,
+};
 use rangelock::RangeRwLock;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -32,6 +43,7 @@ enum Workload {
     Faults,
     Writes,
     Cached,
+    Sequential,
 }
 
 impl Workload {
@@ -40,6 +52,7 @@ impl Workload {
             Workload::Faults => 'a',
             Workload::Writes => 'b',
             Workload::Cached => 'c',
+            Workload::Sequential => 'd',
         }
     }
 
@@ -47,7 +60,7 @@ impl Workload {
         match self {
             Workload::Faults => 32,
             Workload::Writes => 8,
-            Workload::Cached => 4,
+            Workload::Cached | Workload::Sequential => 4,
         }
     }
 
@@ -63,24 +76,43 @@ impl Workload {
                 format!("(b) {threads} threads write disjoint 4 KiB blocks, {io} us IO")
             }
             Workload::Cached => format!("(c) {threads} threads read a cached 4 MiB file"),
+            Workload::Sequential => format!(
+                "(d) {threads} threads read 8 MiB each sequentially, 4 MiB cache, {io} us IO per request"
+            ),
         }
     }
 }
 
+/// Where the file lives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Store {
+    /// The simulated device, with `--io-us` of latency per request.
+    Memory,
+    /// A real file under `target/contention/`.
+    File,
+}
+
 struct Config {
     workloads: Vec<Workload>,
+    store: Store,
     threads: Option<usize>,
     duration: Duration,
     io: Duration,
     punch_every: Duration,
 }
 
-const USAGE: &str = "usage: contention [--workload a|b|c|all] [--threads N] [--duration SECS] \
-                     [--io-us MICROS] [--punch-every-us MICROS]";
+const USAGE: &str = "usage: contention [--workload a|b|c|d|all] [--backing mem|file] \
+                     [--threads N] [--duration SECS] [--io-us MICROS] [--punch-every-us MICROS]";
 
 fn parse_args() -> Config {
     let mut config = Config {
-        workloads: vec![Workload::Faults, Workload::Writes, Workload::Cached],
+        workloads: vec![
+            Workload::Faults,
+            Workload::Writes,
+            Workload::Cached,
+            Workload::Sequential,
+        ],
+        store: Store::Memory,
         threads: None,
         duration: Duration::from_secs(2),
         io: Duration::from_micros(20),
@@ -98,8 +130,16 @@ fn parse_args() -> Config {
                     "a" => vec![Workload::Faults],
                     "b" => vec![Workload::Writes],
                     "c" => vec![Workload::Cached],
+                    "d" => vec![Workload::Sequential],
                     "all" => config.workloads.clone(),
                     other => fail(&format!("unknown workload {other:?}")),
+                }
+            }
+            "--backing" | "-b" => {
+                config.store = match value().as_str() {
+                    "mem" | "memory" => Store::Memory,
+                    "file" => Store::File,
+                    other => fail(&format!("unknown backing {other:?}")),
                 }
             }
             "--threads" | "-t" => config.threads = Some(whole(&value(), "--threads") as usize),
@@ -221,6 +261,9 @@ struct Outcome {
     cores: f64,
     /// Operations of the background thread (punches in workload (a)).
     background_ops: u64,
+    /// Pages filled from the store, and the requests that filled them (workload (d)).
+    fills: u64,
+    store_reads: u64,
 }
 
 impl Outcome {
@@ -284,6 +327,8 @@ fn measure(
         latency,
         cores,
         background_ops,
+        fills: 0,
+        store_reads: 0,
     }
 }
 
@@ -300,12 +345,43 @@ impl Rng {
 
 // ---- the workloads -----------------------------------------------------------------------
 
-fn run<L: InvalidateLock>(workload: Workload, threads: usize, config: &Config) -> Outcome {
+/// A backing store the workloads can be built over.
+trait Make: Backing + Sized {
+    /// A store of `capacity` bytes, with `io` of latency per request where it is simulated.
+    fn make(capacity: u64, io: Duration) -> Self;
+}
+
+impl Make for MemBacking {
+    fn make(capacity: u64, io: Duration) -> Self {
+        MemBacking::new(capacity).with_latency(io)
+    }
+}
+
+impl Make for FileBacking {
+    fn make(_capacity: u64, _io: Duration) -> Self {
+        use std::sync::atomic::AtomicU64;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = results_dir();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
+        let path = dir.join(format!("space-{}.bin", NEXT.fetch_add(1, Relaxed)));
+        let file = FileBacking::create(&path).unwrap_or_else(|e| fail(&e.to_string()));
+        // The space keeps the file open; the name can go at once.
+        let _ = std::fs::remove_file(&path);
+        file
+    }
+}
+
+fn results_dir() -> std::path::PathBuf {
+    std::path::Path::new(&std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("contention")
+}
+
+fn run<L: InvalidateLock, B: Make>(workload: Workload, threads: usize, config: &Config) -> Outcome {
     match workload {
         Workload::Faults => {
             let pages = (64 << 20) / PAGE;
-            let space: AddressSpace<L, MemBacking> = AddressSpace::with_cache_pages(
-                MemBacking::new(128 << 20).with_latency(config.io),
+            let space: AddressSpace<L, B> = AddressSpace::with_cache_pages(
+                B::make(128 << 20, config.io),
                 (16 << 20) / PAGE_SIZE,
             );
             let chunk = vec![0x5Au8; 1 << 20];
@@ -350,9 +426,8 @@ fn run<L: InvalidateLock>(workload: Workload, threads: usize, config: &Config) -
         }
         Workload::Writes => {
             let region = 1u64 << 20;
-            let space: AddressSpace<L, MemBacking> = AddressSpace::new(
-                MemBacking::new(region * threads as u64 + (1 << 20)).with_latency(config.io),
-            );
+            let space: AddressSpace<L, B> =
+                AddressSpace::new(B::make(region * threads as u64 + (1 << 20), config.io));
             let data = vec![0x33u8; PAGE_SIZE];
             measure(
                 threads,
@@ -366,8 +441,10 @@ fn run<L: InvalidateLock>(workload: Workload, threads: usize, config: &Config) -
         }
         Workload::Cached => {
             let pages = (4 << 20) / PAGE;
-            let space: AddressSpace<L, MemBacking> =
-                AddressSpace::with_cache_pages(MemBacking::new(8 << 20), 2 * pages as usize);
+            let space: AddressSpace<L, B> = AddressSpace::with_cache_pages(
+                B::make(8 << 20, Duration::ZERO),
+                2 * pages as usize,
+            );
             space.write(0, &vec![7u8; (pages * PAGE) as usize]).unwrap();
             let mut buf = vec![0u8; PAGE_SIZE];
             for p in 0..pages {
@@ -383,7 +460,42 @@ fn run<L: InvalidateLock>(workload: Workload, threads: usize, config: &Config) -
                 None,
             )
         }
+        Workload::Sequential => sequential::<L, B>(threads, config),
     }
+}
+
+/// Workload (d): each thread reads its own region page by page, wrapping around; the cache
+/// is smaller than the file, so every pass misses.
+fn sequential<L: InvalidateLock, B: Make>(threads: usize, config: &Config) -> Outcome {
+    let region = (8 << 20) / PAGE;
+    let total = region * threads as u64;
+    let space: AddressSpace<L, B> =
+        AddressSpace::with_cache_pages(B::make(total * PAGE, config.io), (4 << 20) / PAGE_SIZE);
+    let chunk = vec![0x11u8; 1 << 20];
+    for i in 0..(total * PAGE) >> 20 {
+        space.write(i << 20, &chunk).unwrap();
+    }
+    space.drop_caches();
+    let before = space.stats();
+    let next: Vec<_> = (0..threads)
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
+    let mut outcome = measure(
+        threads,
+        config.duration,
+        |t, _| {
+            let i = next[t].fetch_add(1, Relaxed) % region;
+            let mut buf = [0u8; PAGE_SIZE];
+            space
+                .read((t as u64 * region + i) * PAGE, &mut buf)
+                .unwrap();
+        },
+        None,
+    );
+    let after = space.stats();
+    outcome.fills = after.fills - before.fills;
+    outcome.store_reads = after.store_reads - before.store_reads;
+    outcome
 }
 
 // ---- output ------------------------------------------------------------------------------
@@ -405,12 +517,29 @@ fn micros(d: Duration) -> String {
     }
 }
 
+/// The locks every workload runs over, in table order, with their chart colours.
+const LOCKS: [(&str, &str); 4] = [
+    ("RangeRwLock", "#2a7ab8"),
+    ("WholeRwSem", "#c0504d"),
+    ("std RwLock", "#9a9a9a"),
+    ("Unlocked", "#6aa84f"),
+];
+
 struct Row {
     title: String,
     letter: char,
-    range: Outcome,
-    rwsem: Outcome,
-    std: Outcome,
+    /// One per entry of `LOCKS`, in that order.
+    outcomes: Vec<Outcome>,
+}
+
+impl Row {
+    fn range(&self) -> &Outcome {
+        &self.outcomes[0]
+    }
+}
+
+fn p99(o: &Outcome) -> f64 {
+    o.latency.quantile(0.99).as_secs_f64()
 }
 
 fn table(rows: &[Row]) -> String {
@@ -421,11 +550,7 @@ fn table(rows: &[Row]) -> String {
     );
     let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|");
     for row in rows {
-        for (name, o) in [
-            ("RangeRwLock", &row.range),
-            ("WholeRwSem", &row.rwsem),
-            ("std RwLock", &row.std),
-        ] {
+        for ((name, _), o) in LOCKS.iter().zip(&row.outcomes) {
             let _ = writeln!(
                 t,
                 "| {} | {name} | {} | {} | {} | {} | {:.2} |",
@@ -437,33 +562,66 @@ fn table(rows: &[Row]) -> String {
                 o.cores
             );
         }
-        let p99 = |o: &Outcome| o.latency.quantile(0.99).as_secs_f64();
+        let (range, rwsem, unlocked) = (row.range(), &row.outcomes[1], &row.outcomes[3]);
         let _ = writeln!(
             t,
-            "| {} | **range / rwsem** | **{:.1}x** | | p99 {:.2}x | | |",
+            "| {} | **range / rwsem** | **{:.2}x** | | p99 {:.2}x | | |",
             row.title,
-            row.range.throughput() / row.rwsem.throughput(),
-            p99(&row.range) / p99(&row.rwsem)
+            range.throughput() / rwsem.throughput(),
+            p99(range) / p99(rwsem)
+        );
+        let _ = writeln!(
+            t,
+            "| {} | **range / unlocked** | **{:.2}x** | | p99 {:.2}x | | |",
+            row.title,
+            range.throughput() / unlocked.throughput(),
+            p99(range) / p99(unlocked)
         );
     }
     t
 }
 
+/// The figures as JSON: `{"workloads":[{"id":"a","rows":[{"lock":..,"ops_per_s":..,
+/// "p50_us":..,"p99_us":..}]}]}` (and, for (d), the fills and store reads of each row).
+fn json(rows: &[Row]) -> String {
+    let workloads: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = LOCKS
+                .iter()
+                .zip(&row.outcomes)
+                .map(|((name, _), o)| {
+                    format!(
+                        r#"{{"lock":"{name}","ops_per_s":{:.1},"p50_us":{:.2},"p99_us":{:.2},"fills":{},"store_reads":{}}}"#,
+                        o.throughput(),
+                        o.latency.quantile(0.5).as_secs_f64() * 1e6,
+                        p99(o) * 1e6,
+                        o.fills,
+                        o.store_reads
+                    )
+                })
+                .collect();
+            format!(r#"{{"id":"{}","rows":[{}]}}"#, row.letter, cells.join(","))
+        })
+        .collect();
+    format!("{{\"workloads\":[{}]}}\n", workloads.join(","))
+}
+
 fn svg(rows: &[Row]) -> String {
     let (width, bar, gap) = (700.0, 26.0, 18.0);
-    let height = 60.0 + rows.len() as f64 * (3.0 * bar + gap + 24.0);
+    let height = 60.0 + rows.len() as f64 * (LOCKS.len() as f64 * bar + gap + 24.0);
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">
-<text x="10" y="22" font-size="15" font-weight="bold">Throughput, range lock vs whole-mapping rwsem (longer is better)</text>
+<text x="10" y="22" font-size="15" font-weight="bold">Throughput, range lock vs whole-mapping rwsem vs no lock (longer is better)</text>
 "#
     );
     let mut y = 44.0;
     for row in rows {
         let best = row
-            .range
-            .throughput()
-            .max(row.rwsem.throughput())
-            .max(row.std.throughput());
+            .outcomes
+            .iter()
+            .map(Outcome::throughput)
+            .fold(0.0, f64::max);
         let _ = writeln!(
             s,
             r#"<text x="10" y="{}">{}</text>"#,
@@ -471,11 +629,7 @@ fn svg(rows: &[Row]) -> String {
             escape(&row.title)
         );
         y += 18.0;
-        for (name, o, colour) in [
-            ("RangeRwLock", &row.range, "#2a7ab8"),
-            ("WholeRwSem", &row.rwsem, "#c0504d"),
-            ("std RwLock", &row.std, "#9a9a9a"),
-        ] {
+        for ((name, colour), o) in LOCKS.iter().zip(&row.outcomes) {
             let w = (o.throughput() / best * 420.0).max(1.0);
             let _ = writeln!(
                 s,
@@ -500,60 +654,87 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Runs `w` over every lock of `LOCKS` on store `B`.
+fn run_all<B: Make>(w: Workload, threads: usize, config: &Config) -> Vec<Outcome> {
+    let runs: [fn(Workload, usize, &Config) -> Outcome; 4] = [
+        run::<RangeRwLock, B>,
+        run::<WholeRwSem, B>,
+        run::<std::sync::RwLock<()>, B>,
+        run::<Unlocked, B>,
+    ];
+    LOCKS
+        .iter()
+        .zip(runs)
+        .map(|((name, _), run)| {
+            eprint!("  {name:<12}");
+            let o = run(w, threads, config);
+            eprintln!(" {}", rate(o.throughput()));
+            o
+        })
+        .collect()
+}
+
 fn main() {
     let config = parse_args();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     eprintln!(
-        "range lock vs whole rwsem: {} workload(s), {:?} each per backend, {cores} cores available",
+        "range lock vs whole rwsem vs no lock: {} workload(s), {:?} each per backend, {:?} store, {cores} cores available",
         config.workloads.len(),
-        config.duration
+        config.duration,
+        config.store
     );
     let mut rows = Vec::new();
     for &w in &config.workloads {
         let threads = config.threads.unwrap_or(w.default_threads());
         let title = w.describe(threads, &config);
-        eprint!("{title}\n  RangeRwLock ");
-        let range = run::<RangeRwLock>(w, threads, &config);
-        eprint!(" {}\n  WholeRwSem  ", rate(range.throughput()));
-        let rwsem = run::<WholeRwSem>(w, threads, &config);
-        eprint!(" {}\n  std RwLock  ", rate(rwsem.throughput()));
-        let std = run::<std::sync::RwLock<()>>(w, threads, &config);
-        eprintln!(" {}", rate(std.throughput()));
+        eprintln!("{title}");
+        let outcomes = match config.store {
+            Store::Memory => run_all::<MemBacking>(w, threads, &config),
+            Store::File => run_all::<FileBacking>(w, threads, &config),
+        };
         rows.push(Row {
             title,
             letter: w.letter(),
-            range,
-            rwsem,
-            std,
+            outcomes,
         });
     }
     let md = table(&rows);
     println!("\n{md}");
     for row in &rows {
-        let busiest = row.range.cores.max(row.rwsem.cores).max(row.std.cores);
+        let used: Vec<String> = LOCKS
+            .iter()
+            .zip(&row.outcomes)
+            .map(|((name, _), o)| format!("{:.2} ({name})", o.cores))
+            .collect();
+        let busiest = row.outcomes.iter().map(|o| o.cores).fold(0.0, f64::max);
         println!(
-            "({}) CPU used: {:.2} cores (range), {:.2} (rwsem), {:.2} (std) of {cores}{}",
+            "({}) cores used: {} of {cores}{}",
             row.letter,
-            row.range.cores,
-            row.rwsem.cores,
-            row.std.cores,
+            used.join(", "),
             if busiest > cores as f64 * 0.9 {
                 ": CPU-bound"
             } else {
                 ""
             }
         );
+        if row.range().store_reads > 0 {
+            println!(
+                "({}) readahead: {} pages filled with {} store requests ({:.1} pages per request)",
+                row.letter,
+                row.range().fills,
+                row.range().store_reads,
+                row.range().fills as f64 / row.range().store_reads as f64
+            );
+        }
     }
-    let dir = std::path::Path::new(
-        &std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )
-    .join("contention");
+    let dir = results_dir();
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("results.md"), &md))
+        .and_then(|()| std::fs::write(dir.join("results.json"), json(&rows)))
         .and_then(|()| std::fs::write(dir.join("throughput.svg"), svg(&rows)));
     match written {
         Ok(()) => println!(
-            "\nwrote {0}/results.md and {0}/throughput.svg",
+            "\nwrote {0}/results.md, {0}/results.json and {0}/throughput.svg",
             dir.display()
         ),
         Err(e) => eprintln!("could not write results under {}: {e}", dir.display()),

@@ -6,13 +6,17 @@
 //! - torn data.
 //!
 //! Without the invalidate lock ([`Unlocked`]) the oracle must find the race; with either real
-//! backend it must never.
+//! backend it must never, over the simulated device and over a real file.
+//!
+//! A longer soak (60 s per lock and backing unless `ORACLE_SOAK_SECS` says) is ignored by
+//! default: `cargo test --release --test oracle -- --ignored`.
 
 mod common;
 
 use common::Rng;
 use rangelock::mm::{
-    Access, AddressSpace, InvalidateLock, MemBacking, Unlocked, WholeRwSem, PAGE_SIZE,
+    Access, AddressSpace, Backing, FileBacking, InvalidateLock, MemBacking, Unlocked, WholeRwSem,
+    PAGE_SIZE,
 };
 use rangelock::RangeRwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -68,11 +72,12 @@ fn judge(page: u64, data: &[u8], committed: u64) -> Option<Violation> {
 
 /// Runs the workload for up to `limit` (stopping at the first violation if `stop_early`);
 /// returns the violations found and how many pages were checked.
-fn run<L: InvalidateLock>(limit: Duration, stop_early: bool) -> (Vec<Violation>, u64) {
-    let space: AddressSpace<L, MemBacking> = AddressSpace::with_cache_pages(
-        MemBacking::new(4 * PAGES * PAGE).with_latency(Duration::from_micros(50)),
-        4,
-    );
+fn run<L: InvalidateLock, B: Backing>(
+    backing: B,
+    limit: Duration,
+    stop_early: bool,
+) -> (Vec<Violation>, u64) {
+    let space: AddressSpace<L, B> = AddressSpace::with_cache_pages(backing, 4);
     let committed: Vec<AtomicU64> = (0..PAGES).map(|_| AtomicU64::new(1)).collect();
     for p in 0..PAGES {
         space.write(p * PAGE, &content(p, 1)).unwrap();
@@ -140,9 +145,22 @@ fn run<L: InvalidateLock>(limit: Duration, stop_early: bool) -> (Vec<Violation>,
     (violations.into_inner().unwrap(), checked.load(SeqCst))
 }
 
+/// The simulated device: 50 us of IO per request, freed blocks reused at once.
+fn device() -> MemBacking {
+    MemBacking::new(4 * PAGES * PAGE).with_latency(Duration::from_micros(50))
+}
+
+/// A real file, unlinked at once (the backing keeps it open).
+fn file(name: &str) -> FileBacking {
+    let path = std::env::temp_dir().join(format!("rangelock-oracle-{name}-{}", std::process::id()));
+    let backing = FileBacking::create(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    backing
+}
+
 #[test]
 fn the_oracle_catches_stale_data_without_the_lock() {
-    let (violations, checked) = run::<Unlocked>(Duration::from_secs(20), true);
+    let (violations, checked) = run::<Unlocked, _>(device(), Duration::from_secs(20), true);
     eprintln!(
         "Unlocked: {checked} pages checked, first violations: {:?}",
         &violations[..violations.len().min(3)]
@@ -154,9 +172,13 @@ fn the_oracle_catches_stale_data_without_the_lock() {
 }
 
 /// Runs the workload over `L` for `secs` and expects it to have run, and found nothing.
-fn never_serves_stale_data<L: InvalidateLock>(secs: u64) {
-    let (violations, checked) = run::<L>(Duration::from_secs(secs), false);
-    eprintln!("{}: {checked} pages checked", std::any::type_name::<L>());
+fn never_serves_stale_data<L: InvalidateLock, B: Backing>(backing: B, secs: u64) {
+    let (violations, checked) = run::<L, B>(backing, Duration::from_secs(secs), false);
+    eprintln!(
+        "{} over {}: {checked} pages checked",
+        std::any::type_name::<L>(),
+        std::any::type_name::<B>()
+    );
     assert!(checked > 100, "the workload barely ran: {checked}");
     assert!(
         violations.is_empty(),
@@ -168,17 +190,38 @@ fn never_serves_stale_data<L: InvalidateLock>(secs: u64) {
 
 #[test]
 fn the_range_lock_never_serves_stale_data() {
-    never_serves_stale_data::<RangeRwLock>(2);
+    never_serves_stale_data::<RangeRwLock, _>(device(), 2);
 }
 
 #[test]
 fn the_whole_rwsem_never_serves_stale_data() {
-    never_serves_stale_data::<WholeRwSem>(2);
+    never_serves_stale_data::<WholeRwSem, _>(device(), 2);
 }
 
 #[test]
 fn the_std_rwlock_never_serves_stale_data() {
-    never_serves_stale_data::<std::sync::RwLock<()>>(1);
+    never_serves_stale_data::<std::sync::RwLock<()>, _>(device(), 1);
+}
+
+#[test]
+fn the_range_lock_never_serves_stale_data_from_a_file() {
+    never_serves_stale_data::<RangeRwLock, _>(file("range"), 1);
+}
+
+#[test]
+fn the_whole_rwsem_never_serves_stale_data_from_a_file() {
+    never_serves_stale_data::<WholeRwSem, _>(file("rwsem"), 1);
+}
+
+/// The long run: both locks over both backings, `ORACLE_SOAK_SECS` (default 60) each.
+#[test]
+#[ignore = "a soak of minutes: run with --ignored"]
+fn soak_over_both_backings() {
+    let secs = std::env::var("ORACLE_SOAK_SECS").map_or(60, |s| s.parse().unwrap());
+    never_serves_stale_data::<RangeRwLock, _>(device(), secs);
+    never_serves_stale_data::<RangeRwLock, _>(file("soak-range"), secs);
+    never_serves_stale_data::<WholeRwSem, _>(device(), secs);
+    never_serves_stale_data::<WholeRwSem, _>(file("soak-rwsem"), secs);
 }
 
 #[test]

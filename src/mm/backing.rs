@@ -179,7 +179,8 @@ impl MemBacking {
         }
     }
 
-    /// Sleeps `latency` for every page read from or written to the device, modelling storage.
+    /// Sleeps `latency` for every request to the device (a page read or written, or a
+    /// readahead run read at once), modelling storage.
     ///
     /// ```
     /// use std::time::Duration;
@@ -241,6 +242,26 @@ impl Backing for MemBacking {
                 let blocks = self.blocks.lock();
                 let at = b as usize * PAGE_SIZE;
                 buf.copy_from_slice(&blocks[at..at + PAGE_SIZE]);
+            }
+        }
+        Ok(())
+    }
+
+    /// One request for the whole run: the latency is paid once, as a device serves a
+    /// sequential request (the blocks are still looked up before the wait, page by page).
+    fn read_pages(&self, first: u64, bufs: &mut [Box<[u8; PAGE_SIZE]>]) -> io::Result<()> {
+        let blocks_of: Vec<Option<u64>> = (first..first + bufs.len() as u64)
+            .map(|index| self.block_of(index))
+            .collect();
+        self.io_latency();
+        let blocks = self.blocks.lock();
+        for (buf, block) in bufs.iter_mut().zip(blocks_of) {
+            match block {
+                None => buf.fill(0),
+                Some(b) => {
+                    let at = b as usize * PAGE_SIZE;
+                    buf.copy_from_slice(&blocks[at..at + PAGE_SIZE]);
+                }
             }
         }
         Ok(())

@@ -106,6 +106,11 @@ impl PageCache {
     }
 
     /// The page at `index`, if cached; marks it referenced.
+    /// About how many pages the cache holds before it evicts.
+    pub(crate) fn capacity(&self) -> usize {
+        self.shard_capacity * SHARDS
+    }
+
     pub(crate) fn get(&self, index: u64) -> Option<Arc<Page>> {
         let shard = self.shard(index);
         let page = shard.pages.get(&index)?;

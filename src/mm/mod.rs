@@ -167,6 +167,8 @@ pub struct Stats {
     pub readahead: u64,
     /// Read requests sent to the backing store (one per page, or one per readahead run).
     pub store_reads: u64,
+    /// Pages dirty now (written through a mapping and not yet written back).
+    pub dirty: u64,
 }
 
 #[derive(Default)]
@@ -251,11 +253,25 @@ pub struct AddressSpace<L: InvalidateLock = DefaultLock, B: Backing = MemBacking
     cache: PageCache,
     /// The file length; shared with mappings so that they refuse writes past it.
     len: Arc<AtomicU64>,
+    /// Pages dirty (written through a mapping, not yet written back, still cached); shared
+    /// with mappings, which dirty pages.
+    dirty: Arc<AtomicU64>,
     counters: Counters,
-    /// Readahead state: `(next, window)`, the page a sequential reader would miss next and the
-    /// size of the window filled there.
-    readahead: Mutex<(u64, u64)>,
+    /// Readahead streams, as Linux keeps one per open file: `(next, window)`, the page a
+    /// sequential reader would miss next and the size of the window it filled last. Several
+    /// streams let several sequential readers each keep theirs; a miss that continues no
+    /// stream replaces the oldest.
+    readahead: Mutex<Streams>,
 }
+
+/// Readahead streams and the next one to replace.
+struct Streams {
+    streams: [(u64, u64); READAHEAD_STREAMS],
+    oldest: usize,
+}
+
+/// Sequential readers tracked at once.
+const READAHEAD_STREAMS: usize = 8;
 
 /// The first readahead window, in pages; it doubles on each sequential miss up to
 /// [`READAHEAD_MAX`].
@@ -342,8 +358,12 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             len: Arc::new(AtomicU64::new(backing.stored_len())),
             backing,
             cache: PageCache::new(pages),
+            dirty: Arc::new(AtomicU64::new(0)),
             counters: Counters::default(),
-            readahead: Mutex::new((u64::MAX, 0)),
+            readahead: Mutex::new(Streams {
+                streams: [(u64::MAX, 0); READAHEAD_STREAMS],
+                oldest: 0,
+            }),
         }
     }
 
@@ -440,6 +460,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             lock_waits: get(&c.lock_waits),
             readahead: get(&c.readahead),
             store_reads: get(&c.store_reads),
+            dirty: self.dirty.load(Ordering::Relaxed),
         }
     }
 
@@ -470,6 +491,27 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         }
     }
 
+    /// Past a quarter of the cache's bound in dirty pages, a writer (a write fault) first writes
+    /// dirty pages back until half of that remain, as Linux's `balance_dirty_pages` throttles
+    /// writers: dirty pages cannot be evicted, so without this the cache would grow past its
+    /// bound. Called without any lock held.
+    fn balance_dirty(&self) -> io::Result<()> {
+        let limit = (self.cache.capacity() as u64 / 4).max(1);
+        if self.dirty.load(Ordering::Relaxed) <= limit {
+            return Ok(());
+        }
+        for page in self.cache.range(0, LAST_PAGE) {
+            if self.dirty.load(Ordering::Relaxed) <= limit / 2 {
+                break;
+            }
+            if page.state().dirty {
+                let held = self.lock_shared(page.index..=page.index);
+                self.write_back(&page, &held)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Where the fill for a read of pages `first..=last` that missed at `first` should end:
     /// `last`, or further when the reader is sequential (it missed exactly where the previous
     /// fill ended). The window starts at [`READAHEAD_MIN`] pages and doubles on each
@@ -480,14 +522,16 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             len => (len - 1) / PAGE,
         };
         let mut ra = self.readahead.lock();
-        let (next, window) = *ra;
-        let window = if first == next {
-            (window * 2).clamp(READAHEAD_MIN, READAHEAD_MAX)
+        let (slot, window) = if let Some(i) = ra.streams.iter().position(|&(next, _)| next == first)
+        {
+            (i, (ra.streams[i].1 * 2).clamp(READAHEAD_MIN, READAHEAD_MAX))
         } else {
-            0
+            let i = ra.oldest;
+            ra.oldest = (i + 1) % READAHEAD_STREAMS;
+            (i, 0)
         };
         let end = last.max((first + window).saturating_sub(1).min(file_last));
-        *ra = (end + 1, window);
+        ra.streams[slot] = (end + 1, window);
         end
     }
 
@@ -723,6 +767,9 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn fault(&self, offset: u64, access: Access) -> io::Result<MappedPage> {
+        if access == Access::Write {
+            self.balance_dirty()?;
+        }
         let index = offset / PAGE;
         let past_end = |len: u64| {
             io::Error::new(
@@ -749,6 +796,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                     page,
                     access,
                     len: Arc::clone(&self.len),
+                    dirty: Arc::clone(&self.dirty),
                 });
             }
         }
@@ -767,6 +815,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             page,
             access,
             len: Arc::clone(&self.len),
+            dirty: Arc::clone(&self.dirty),
         })
     }
 
@@ -895,7 +944,13 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         if !full.is_empty() {
             let dropped = self.cache.remove_range(full.start, full.end - 1);
             for page in &dropped {
-                page.state().invalidated = true;
+                let mut state = page.state();
+                state.invalidated = true;
+                if state.dirty {
+                    // Its data is punched or truncated away: nothing to write back.
+                    state.dirty = false;
+                    self.dirty.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             bump(&self.counters.invalidations, dropped.len() as u64);
         }
@@ -921,12 +976,17 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 return Ok(());
             }
             state.dirty = false;
+            self.dirty.fetch_sub(1, Ordering::Relaxed);
             state.data.clone()
         };
         self.backing
             .write_page(page.index, 0, &copy[..])
             .inspect_err(|_| {
-                page.state().dirty = true;
+                let mut state = page.state();
+                if !state.dirty && !state.invalidated {
+                    state.dirty = true;
+                    self.dirty.fetch_add(1, Ordering::Relaxed);
+                }
             })
     }
 
@@ -1206,6 +1266,7 @@ pub struct MappedPage {
     page: Arc<Page>,
     access: Access,
     len: Arc<AtomicU64>,
+    dirty: Arc<AtomicU64>,
 }
 
 impl MappedPage {
@@ -1338,7 +1399,10 @@ impl MappedPage {
             )));
         }
         state.data[at..at + data.len()].copy_from_slice(data);
-        state.dirty = true;
+        if !state.dirty {
+            state.dirty = true;
+            self.dirty.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

@@ -464,3 +464,34 @@ fn a_fill_waits_for_an_invalidation_of_its_page_and_counts_the_wait() {
     });
     assert_eq!(s.stats().lock_waits, 1);
 }
+
+/// Dirty pages cannot be evicted; past a quarter of the bound, write faults write some back
+/// first, so a writer dirtying many pages keeps the cache near its bound and loses nothing.
+#[test]
+fn dirty_pages_are_written_back_before_the_cache_outgrows_its_bound() {
+    let pages: u64 = if cfg!(miri) { 48 } else { 400 };
+    let s: Space = AddressSpace::with_cache_pages(MemBacking::new(4 << 20), 32);
+    s.truncate(pages * PAGE).unwrap();
+    for p in 0..pages {
+        s.fault(p * PAGE, Access::Write)
+            .unwrap()
+            .write(0, &[(p % 251) as u8 + 1; 8])
+            .unwrap();
+        assert!(s.stats().dirty <= 32 / 4 + 1, "{} dirty", s.stats().dirty);
+    }
+    assert!(
+        s.cached_pages() <= 2 * 32,
+        "{} pages cached",
+        s.cached_pages()
+    );
+    s.sync().unwrap();
+    assert_eq!(s.stats().dirty, 0);
+    s.drop_caches();
+    for p in 0..pages {
+        assert_eq!(
+            read_all(&s, p * PAGE, 8),
+            vec![(p % 251) as u8 + 1; 8],
+            "page {p}"
+        );
+    }
+}
