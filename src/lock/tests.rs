@@ -293,3 +293,55 @@ fn barging_never_passes_a_holder() {
     drop(w);
     assert!(lock.try_write(0..10).is_some());
 }
+
+/// A writer that takes the lock while it is formatted into: `Debug` must not hold the lock's
+/// internal mutex while it writes (a slow writer would stall every request; this one would
+/// deadlock).
+struct Reentrant<'a> {
+    lock: &'a RangeRwLock,
+    out: String,
+}
+
+impl core::fmt::Write for Reentrant<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // Disjoint from everything held: granted at once unless the mutex is ours already.
+        assert!(self.lock.try_read(1_000..1_001).is_some());
+        self.out.push_str(s);
+        Ok(())
+    }
+}
+
+#[test]
+fn debug_formats_after_letting_the_internal_mutex_go() {
+    use core::fmt::Write as _;
+    let lock = RangeRwLock::new();
+    // Three holders: more than the slots, so the tree (and its mutex) is in use.
+    let held = [lock.read(0..1), lock.read(10..11), lock.read(20..21)];
+    assert_ne!(
+        lock.word.load(crate::sync::Ordering::Relaxed) & fast::TREE,
+        0
+    );
+    let mut out = Reentrant {
+        lock: &lock,
+        out: String::new(),
+    };
+    write!(out, "{lock:?}").unwrap();
+    assert_eq!(out.out, "RangeRwLock { requests: 3, waiting: 0 }");
+    drop(held);
+}
+
+#[test]
+fn debug_and_is_locked_leave_a_fast_path_holder_where_it_is() {
+    let lock = RangeRwLock::new();
+    let held = lock.write(0..10);
+    let word = || lock.word.load(crate::sync::Ordering::Relaxed);
+    assert_eq!(word() & fast::TREE, 0);
+    assert_eq!(
+        format!("{lock:?}"),
+        "RangeRwLock { requests: 1, waiting: 0 }"
+    );
+    assert!(lock.is_locked(5..6));
+    assert!(!lock.is_locked(10..20));
+    assert_eq!(word() & fast::TREE, 0, "moved into the tree by a look");
+    drop(held);
+}
