@@ -5,64 +5,37 @@
 use rangelock::mm::{
     remap_range, Access, AddressSpace, Backing, FileBacking, MemBacking, PAGE_SIZE,
 };
+mod common;
+
+use common::{Hook, Hooked, Op};
 use rangelock::RangeRwLock;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// A `MemBacking` whose writes or punches can be made to fail.
+/// A store whose page writes or punches can be made to fail.
+#[derive(Default)]
 struct Flaky {
-    inner: MemBacking,
     fail_write: AtomicBool,
     fail_punch: AtomicBool,
 }
 
-impl Flaky {
-    fn new() -> Self {
-        Flaky {
-            inner: MemBacking::new(1 << 30),
-            fail_write: AtomicBool::new(false),
-            fail_punch: AtomicBool::new(false),
+impl Hook for Flaky {
+    fn before(&self, op: Op) -> io::Result<()> {
+        let fail = match op {
+            Op::WritePage => &self.fail_write,
+            Op::Punch => &self.fail_punch,
+        };
+        if fail.load(SeqCst) {
+            return Err(io::Error::other("injected EIO"));
         }
+        Ok(())
     }
 }
 
-fn eio() -> io::Error {
-    io::Error::other("injected EIO")
-}
-
-impl Backing for Flaky {
-    fn stored_len(&self) -> u64 {
-        self.inner.stored_len()
-    }
-    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
-        self.inner.read_page(index, buf)
-    }
-    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
-        if self.fail_write.load(SeqCst) {
-            return Err(eio());
-        }
-        self.inner.write_page(index, at, data)
-    }
-    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
-        self.inner.reserve(pages)
-    }
-    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
-        if self.fail_punch.load(SeqCst) {
-            return Err(eio());
-        }
-        self.inner.punch(start, end)
-    }
-    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
-        self.inner.stored_pages(first, last, out)
-    }
-    fn truncate(&self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn sync(&self, len: u64) -> io::Result<()> {
-        self.inner.sync(len)
-    }
+fn flaky() -> Hooked<Flaky> {
+    Hooked::new(Flaky::default())
 }
 
 fn read<B: Backing>(s: &AddressSpace<RangeRwLock, B>, offset: u64, n: usize) -> Vec<u8> {
@@ -74,18 +47,18 @@ fn read<B: Backing>(s: &AddressSpace<RangeRwLock, B>, offset: u64, n: usize) -> 
 
 #[test]
 fn a_write_that_wrote_nothing_does_not_change_the_length() {
-    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
-    s.backing().fail_write.store(true, SeqCst);
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
+    s.backing().hook.fail_write.store(true, SeqCst);
     assert!(s.write(1 << 20, b"x").is_err());
     assert_eq!(s.len(), 0);
 }
 
 #[test]
 fn a_failed_write_keeps_the_pages_it_wrote_inside_the_file() {
-    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
     s.write(0, &[1; PAGE_SIZE]).unwrap();
     s.read(0, &mut [0; 1]).unwrap(); // cached
-    s.backing().fail_write.store(true, SeqCst);
+    s.backing().hook.fail_write.store(true, SeqCst);
     assert!(s.write(0, &[2; 2 * PAGE_SIZE]).is_err());
     // Nothing was written: the cached copy must not claim otherwise.
     assert_eq!(read(&s, 0, 4), vec![1; 4]);
@@ -94,13 +67,13 @@ fn a_failed_write_keeps_the_pages_it_wrote_inside_the_file() {
 
 #[test]
 fn a_failed_truncate_changes_nothing() {
-    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
     s.write(0, &[9; 2 * PAGE_SIZE]).unwrap();
-    s.backing().fail_punch.store(true, SeqCst);
+    s.backing().hook.fail_punch.store(true, SeqCst);
     assert!(s.truncate(10).is_err());
     assert_eq!(s.len(), 2 * PAGE);
     assert_eq!(read(&s, 100, 8), vec![9; 8]);
-    s.backing().fail_punch.store(false, SeqCst);
+    s.backing().hook.fail_punch.store(false, SeqCst);
     s.truncate(10).unwrap();
     s.truncate(2 * PAGE).unwrap();
     assert_eq!(read(&s, 100, 8), vec![0; 8], "bytes past the end came back");
@@ -108,11 +81,11 @@ fn a_failed_truncate_changes_nothing() {
 
 #[test]
 fn a_failed_punch_loses_no_mapped_write() {
-    let s: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
     s.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
     let page = s.fault(0, Access::Write).unwrap();
     page.write(0, &[7; 4]).unwrap();
-    s.backing().fail_punch.store(true, SeqCst);
+    s.backing().hook.fail_punch.store(true, SeqCst);
     assert!(s.punch_hole(0, PAGE).is_err());
     assert!(page.is_mapped());
     assert_eq!(read(&s, 0, 5), vec![7, 7, 7, 7, 1]);
@@ -122,9 +95,9 @@ fn a_failed_punch_loses_no_mapped_write() {
 fn a_failed_remap_leaves_the_destination_as_it_was() {
     let a: AddressSpace<RangeRwLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
     a.write(0, &[5; 2 * PAGE_SIZE]).unwrap();
-    let b: AddressSpace<RangeRwLock, Flaky> = AddressSpace::new(Flaky::new());
+    let b: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
     b.write(0, &[3; PAGE_SIZE]).unwrap();
-    b.backing().fail_write.store(true, SeqCst);
+    b.backing().hook.fail_write.store(true, SeqCst);
     assert!(remap_range(&a, 0, &b, 0, 2 * PAGE).is_err());
     assert_eq!(b.len(), PAGE);
     assert_eq!(read(&b, 0, 4), vec![3; 4]);
@@ -172,13 +145,13 @@ fn sync_never_cuts_off_a_write_that_extends_the_file() {
 
 #[test]
 fn close_reports_a_failed_write_back() {
-    let s = AddressSpace::<RangeRwLock, _>::new(Flaky::new());
+    let s = AddressSpace::<RangeRwLock, _>::new(flaky());
     s.truncate(PAGE).unwrap();
     s.fault(0, Access::Write)
         .unwrap()
         .write(0, b"lost?")
         .unwrap();
-    s.backing().fail_write.store(true, SeqCst);
+    s.backing().hook.fail_write.store(true, SeqCst);
     let err = s.close().unwrap_err();
     assert_eq!(err.to_string(), "injected EIO");
 }

@@ -2,16 +2,18 @@
 //! page after a newer one (the store would then hold stale data while the page is clean, and a
 //! read after eviction would return it).
 
-use rangelock::mm::{Access, AddressSpace, Backing, MemBacking, PAGE_SIZE};
+mod common;
+
+use common::{Hook, Hooked, Op};
+use rangelock::mm::{Access, AddressSpace, PAGE_SIZE};
 use rangelock::RangeRwLock;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// A `MemBacking` whose first `write_page` waits at a gate until the test opens it.
+/// A store whose first page write (once armed) waits at a gate until the test opens it.
 struct Gated {
-    inner: MemBacking,
     armed: AtomicBool,
     /// (a write is waiting at the gate, the gate is open)
     gate: Mutex<(bool, bool)>,
@@ -21,7 +23,6 @@ struct Gated {
 impl Gated {
     fn new() -> Self {
         Gated {
-            inner: MemBacking::new(1 << 20),
             armed: AtomicBool::new(false),
             gate: Mutex::new((false, false)),
             changed: Condvar::new(),
@@ -41,15 +42,9 @@ impl Gated {
     }
 }
 
-impl Backing for Gated {
-    fn stored_len(&self) -> u64 {
-        self.inner.stored_len()
-    }
-    fn read_page(&self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
-        self.inner.read_page(index, buf)
-    }
-    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> io::Result<()> {
-        if self.armed.swap(false, SeqCst) {
+impl Hook for Gated {
+    fn before(&self, op: Op) -> io::Result<()> {
+        if op == Op::WritePage && self.armed.swap(false, SeqCst) {
             let mut gate = self.gate.lock().unwrap();
             gate.0 = true;
             self.changed.notify_all();
@@ -57,39 +52,25 @@ impl Backing for Gated {
                 gate = self.changed.wait(gate).unwrap();
             }
         }
-        self.inner.write_page(index, at, data)
-    }
-    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
-        self.inner.reserve(pages)
-    }
-    fn punch(&self, start: u64, end: u64) -> io::Result<()> {
-        self.inner.punch(start, end)
-    }
-    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
-        self.inner.stored_pages(first, last, out)
-    }
-    fn truncate(&self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn sync(&self, len: u64) -> io::Result<()> {
-        self.inner.sync(len)
+        Ok(())
     }
 }
 
 #[test]
 fn overlapping_syncs_never_land_an_older_copy_last() {
-    let space: Arc<AddressSpace<RangeRwLock, Gated>> = Arc::new(AddressSpace::new(Gated::new()));
+    let space: Arc<AddressSpace<RangeRwLock, Hooked<Gated>>> =
+        Arc::new(AddressSpace::new(Hooked::new(Gated::new())));
     space.truncate(PAGE_SIZE as u64).unwrap();
     let page = space.fault(0, Access::Write).unwrap();
     page.write(0, b"version 2").unwrap();
 
     // Sync A copies version 2 and is held inside the store's write.
-    space.backing().armed.store(true, SeqCst);
+    space.backing().hook.armed.store(true, SeqCst);
     let a = std::thread::spawn({
         let space = space.clone();
         move || space.sync()
     });
-    space.backing().wait_until_held();
+    space.backing().hook.wait_until_held();
 
     // A mapping writes version 3, and sync B starts while A's write is still in flight.
     page.write(0, b"version 3").unwrap();
@@ -103,7 +84,7 @@ fn overlapping_syncs_never_land_an_older_copy_last() {
     while !b.is_finished() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(1));
     }
-    space.backing().open();
+    space.backing().hook.open();
     a.join().unwrap().unwrap();
     b.join().unwrap().unwrap();
 

@@ -34,3 +34,65 @@ pub fn seed_from_env(name: &str, default: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// What a [`Hooked`] store is about to do.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Op {
+    WritePage,
+    Punch,
+}
+
+/// Decides, before each page write and punch of a [`Hooked`] store, whether it fails (`Err`:
+/// nothing is done) or goes on; it may also block to order the operation against others.
+pub trait Hook: Send + Sync {
+    fn before(&self, op: Op) -> std::io::Result<()>;
+}
+
+/// A `MemBacking` whose page writes and punches ask `hook` first: a store that fails, or
+/// that holds an operation at a gate, on a test's command.
+pub struct Hooked<H> {
+    pub inner: rangelock::mm::MemBacking,
+    pub hook: H,
+}
+
+impl<H: Hook> Hooked<H> {
+    pub fn new(hook: H) -> Self {
+        Hooked {
+            inner: rangelock::mm::MemBacking::new(1 << 30),
+            hook,
+        }
+    }
+}
+
+impl<H: Hook> rangelock::mm::Backing for Hooked<H> {
+    fn stored_len(&self) -> u64 {
+        self.inner.stored_len()
+    }
+    fn read_page(
+        &self,
+        index: u64,
+        buf: &mut [u8; rangelock::mm::PAGE_SIZE],
+    ) -> std::io::Result<()> {
+        self.inner.read_page(index, buf)
+    }
+    fn write_page(&self, index: u64, at: usize, data: &[u8]) -> std::io::Result<()> {
+        self.hook.before(Op::WritePage)?;
+        self.inner.write_page(index, at, data)
+    }
+    fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> std::io::Result<()> {
+        self.inner.reserve(pages)
+    }
+    fn punch(&self, start: u64, end: u64) -> std::io::Result<()> {
+        self.hook.before(Op::Punch)?;
+        self.inner.punch(start, end)
+    }
+    fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> std::io::Result<()> {
+        self.inner.stored_pages(first, last, out)
+    }
+    fn truncate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn sync(&self, len: u64) -> std::io::Result<()> {
+        self.inner.sync(len)
+    }
+}
