@@ -52,8 +52,8 @@ mutant disjoint-conflict src/lock/queue.rs \
 mutant fifo-reader-steals src/lock/queue.rs \
   's/if !part.mode.conflicts\(entry.mode\(\)\) \{\n(\s*)return true;/if !part.mode.conflicts(entry.mode()) || (part.mode == Mode::Read \&\& entry.node.is_some()) {\n$1return true;/' \
   three_conflicting_requests_are_granted_in_arrival_order
-mutant release-wakes-nobody src/lock/wait.rs \
-  's/None => self.parker.unpark_one\(key\),/None => {}/' \
+mutant release-wakes-nobody src/lock/queue.rs \
+  's/(entry.node = None;\n\s*\}\n\s*)wake.link\(node, false\);/${1}let _ = node;/' \
   a_release_wakes_the_waiter_it_unblocks_and_no_other
 mutant release-grants-every-overlap src/lock/queue.rs \
   's/let count = node.blocking\(\);\n(\s*)debug_assert!\(count > 0/let count = node.blocking().min(1);\n$1debug_assert!(count > 0/' \
