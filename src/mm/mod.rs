@@ -559,10 +559,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 bump(&self.counters.evictions, inserted.evicted as u64);
             }
             let n = end - index + 1;
-            bump(
-                &self.counters.misses,
-                n.min(read_last.saturating_sub(index) + 1),
-            );
+            // The reader's own pages in the run were misses; the rest is readahead.
+            if index <= read_last {
+                bump(&self.counters.misses, n.min(read_last - index + 1));
+            }
             bump(&self.counters.fills, n);
             bump(
                 &self.counters.readahead,
