@@ -1053,14 +1053,6 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         // `Drop` finds nothing dirty now, and syncs nothing more.
     }
 
-    /// Whether any cached page is dirty.
-    fn has_dirty_pages(&self) -> bool {
-        self.cache
-            .range(0, LAST_PAGE)
-            .iter()
-            .any(|page| page.state().dirty)
-    }
-
     /// Evicts every clean page that no mapping holds; returns how many. Writes nothing back.
     ///
     /// ```
@@ -1081,7 +1073,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
 impl<L: InvalidateLock, B: Backing> Drop for AddressSpace<L, B> {
     /// Writes dirty pages back and syncs, best effort (see [`close`](Self::close)).
     fn drop(&mut self) {
-        if self.has_dirty_pages() {
+        if self.dirty.load(Ordering::Relaxed) > 0 {
             let _ = self.sync();
         }
     }
