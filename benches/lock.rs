@@ -13,22 +13,40 @@
 //! - `disjoint_2threads`: two threads, each write-locking its own 4 KiB range with ~1 µs of
 //!   work inside; the rwsems lock everything.
 //! - `hot_2threads`, `hot_8threads`: every thread write-locks `0..4096` with a tiny critical
-//!   section; `rangelock_barging` is `RangeRwLock::barging(1 ms)`.
+//!   section; `rangelock_barging` is `RangeRwLock::barging(1 ms)`. `ticket_fifo` is a reference,
+//!   not a range lock: a minimal ticket lock (defined below) that grants strictly in arrival
+//!   order, waiting by spinning briefly then yielding. It is the ceiling of any strictly FIFO
+//!   lock on this machine: every hand-off goes to the next thread in line, which must be
+//!   running.
+//! - `mixed_8threads` (workload W5): eight threads, each operation a 4 to 64 KiB range (whole
+//!   pages) at a random page-aligned offset, wholly inside the first MiB; one in ten is a write,
+//!   the rest reads; tiny critical section. Each thread draws its operations from a splitmix64
+//!   stream seeded by its index, so every row sees the same sequences. `rangelock` and `naive`
+//!   take reads shared; `range_mutex` and `range_lock` (over a 1 MiB `Vec`) lock every
+//!   operation exclusive; `parking_lot` and `std` read- or write-lock the whole.
+//! - `io_32threads` (workload W6): 32 threads, each write-locking its own 4 KiB range and
+//!   sleeping 20 µs inside (`thread::sleep`, standing in for IO; the kernel's timer slack makes
+//!   it longer); `parking_lot` write-locks the whole, so its sleeps run one at a time. Ten flat
+//!   samples (every sample the same iteration count) over a short measurement.
 //!
 //! Multi-threaded groups use `iter_custom`: each sample spawns its threads, which line up on
 //! a barrier and each run `iters` lock/unlock pairs; the sample's time is the wall time from
 //! the first thread leaving the barrier to the last thread finishing. Throughput is one element
 //! per lock/unlock pair, so `elem/s` is total acquisitions per second across all threads.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
 use range_lock::{VecRangeLock, VecRangeLockGuard};
 use range_mutex::RangeMutex;
 use rangelock::RangeRwLock;
@@ -117,6 +135,47 @@ impl Drop for NaiveGuard<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A strictly FIFO ticket lock, the reference row of the hot groups.
+
+/// Take a ticket, wait until it is served, serve the next on release: grants go strictly in
+/// arrival order. A waiter spins briefly then yields, as [`range_lock_acquire`] does.
+struct TicketLock {
+    next: AtomicU64,
+    serving: AtomicU64,
+}
+
+struct TicketGuard<'a>(&'a TicketLock);
+
+impl TicketLock {
+    fn new() -> Self {
+        TicketLock {
+            next: AtomicU64::new(0),
+            serving: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> TicketGuard<'_> {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut tries = 0u32;
+        while self.serving.load(Ordering::Acquire) != ticket {
+            tries += 1;
+            if tries < 64 {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+        TicketGuard(self)
+    }
+}
+
+impl Drop for TicketGuard<'_> {
+    fn drop(&mut self) {
+        self.0.serving.fetch_add(1, Ordering::Release);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Helpers.
 
 /// Spins `n` rounds of a loop the optimiser cannot remove.
@@ -179,7 +238,8 @@ fn run_threads(threads: usize, iters: u64, op: &(dyn Fn(usize) + Sync)) -> Durat
 
 /// One threaded benchmark: `threads` threads each running `op` per iteration. Prints how many
 /// cores the measured runs really got (CPU time over wall time): on a shared host a two-thread
-/// benchmark may get one.
+/// benchmark may get one. Not printed for runs under 100 ms (as with `--test`), where the CPU
+/// time's 10 ms ticks make the ratio meaningless.
 fn bench_threads(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
@@ -196,7 +256,7 @@ fn bench_threads(
             took
         });
     });
-    if !wall.is_zero() && !cpu.is_zero() {
+    if wall >= Duration::from_millis(100) && !cpu.is_zero() {
         println!(
             "{name}: {threads} threads got {:.2} cores",
             cpu.as_secs_f64() / wall.as_secs_f64()
@@ -218,6 +278,11 @@ fn cpu_time() -> Duration {
         .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
         .sum();
     Duration::from_millis(ticks * 10)
+}
+
+/// Holds `_guard` for a tiny critical section, then drops it.
+fn hold<G>(_guard: G) {
+    spin(TINY_WORK);
 }
 
 fn page_at(start: u64) -> Range<u64> {
@@ -453,8 +518,123 @@ fn hot(c: &mut Criterion) {
             let _g = lock.write().unwrap();
             spin(TINY_WORK);
         });
+        let lock = TicketLock::new();
+        bench_threads(&mut g, "ticket_fifo", threads, |_| {
+            let _g = lock.lock();
+            spin(TINY_WORK);
+        });
         g.finish();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. W5: mixed reads and writes of random ranges.
+
+/// Pages in the W5 space: 1 MiB.
+const MIXED_PAGES: u64 = 256;
+
+/// Thread `t`'s next W5 operation: a range of 1 to 16 whole pages wholly inside the first MiB,
+/// and whether it is a write (one in ten). Drawn from a splitmix64 stream seeded by `t` and
+/// kept in a thread-local: `run_threads` spawns fresh threads for every sample, so in every
+/// sample of every row thread `t` issues the same sequence.
+fn mixed_op(t: usize) -> (Range<u64>, bool) {
+    thread_local!(static STATE: Cell<Option<u64>> = const { Cell::new(None) });
+    let state = STATE.with(|s| {
+        let state = s
+            .get()
+            .unwrap_or(t as u64)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(Some(state));
+        state
+    });
+    let mut x = (state ^ (state >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let pages = 1 + (x & 15);
+    let start = (x >> 8) % (MIXED_PAGES - pages + 1);
+    (start * PAGE..(start + pages) * PAGE, (x >> 32) % 10 == 0)
+}
+
+fn mixed_8threads(c: &mut Criterion) {
+    const THREADS: usize = 8;
+    let space = (MIXED_PAGES * PAGE) as usize;
+    let mut g = c.benchmark_group("mixed_8threads");
+    g.throughput(Throughput::Elements(THREADS as u64));
+
+    let lock = RangeRwLock::new();
+    bench_threads(&mut g, "rangelock", THREADS, |t| match mixed_op(t) {
+        (r, true) => hold(lock.write(r)),
+        (r, false) => hold(lock.read(r)),
+    });
+    let lock = RangeMutex::new(vec![0u8; space]);
+    bench_threads(&mut g, "range_mutex", THREADS, |t| {
+        hold(lock.lock(usize_range(mixed_op(t).0)));
+    });
+    let lock = VecRangeLock::new(vec![0u8; space]);
+    bench_threads(&mut g, "range_lock", THREADS, |t| {
+        hold(range_lock_acquire(&lock, mixed_op(t).0));
+    });
+    let lock = parking_lot::RwLock::new(());
+    bench_threads(&mut g, "parking_lot", THREADS, |t| match mixed_op(t) {
+        (_, true) => hold(lock.write()),
+        (_, false) => hold(lock.read()),
+    });
+    let lock = std::sync::RwLock::new(());
+    bench_threads(&mut g, "std", THREADS, |t| match mixed_op(t) {
+        (_, true) => hold(lock.write().unwrap()),
+        (_, false) => hold(lock.read().unwrap()),
+    });
+    let lock = NaiveRangeLock::new();
+    bench_threads(&mut g, "naive", THREADS, |t| {
+        let (r, write) = mixed_op(t);
+        hold(lock.lock(r, write));
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. W6: many threads on disjoint ranges, sleeping under the lock.
+
+fn io_32threads(c: &mut Criterion) {
+    const THREADS: usize = 32;
+    let io = || thread::sleep(Duration::from_micros(20));
+    let space = THREADS * PAGE as usize;
+    let range = |t: usize| page_at(t as u64 * PAGE);
+    let mut g = c.benchmark_group("io_32threads");
+    g.throughput(Throughput::Elements(THREADS as u64));
+    // An iteration takes tens of µs, or a few ms where the sleeps queue: ten samples of the
+    // same iteration count keep the group's five rows near ten seconds.
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+
+    let lock = RangeRwLock::new();
+    bench_threads(&mut g, "rangelock", THREADS, |t| {
+        let _g = lock.write(range(t));
+        io();
+    });
+    let lock = RangeMutex::new(vec![0u8; space]);
+    bench_threads(&mut g, "range_mutex", THREADS, |t| {
+        let _g = lock.lock(usize_range(range(t)));
+        io();
+    });
+    let lock = VecRangeLock::new(vec![0u8; space]);
+    bench_threads(&mut g, "range_lock", THREADS, |t| {
+        let _g = range_lock_acquire(&lock, range(t));
+        io();
+    });
+    let lock = parking_lot::RwLock::new(());
+    bench_threads(&mut g, "parking_lot", THREADS, |_| {
+        let _g = lock.write();
+        io();
+    });
+    let lock = NaiveRangeLock::new();
+    bench_threads(&mut g, "naive", THREADS, |t| {
+        let _g = lock.write(range(t));
+        io();
+    });
+    g.finish();
 }
 
 fn config() -> Criterion {
@@ -470,6 +650,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = uncontended, held, disjoint_2threads, hot
+    targets = uncontended, held, disjoint_2threads, hot, mixed_8threads, io_32threads
 }
 criterion_main!(benches);
