@@ -67,12 +67,15 @@ mutant downgrade-wakes-nobody src/lock/queue.rs \
 mutant release-ignores-move src/lock/fast.rs \
   's/if word & TREE != 0 \{\n(\s*)return self.release_moved\(i, start\);/if false {\n$1return self.release_moved(i, start);/' \
   a_lone_holder_racing_the_request_that_moves_it
-mutant claim-although-passed src/lock/queue.rs \
-  's/(fn claim\(&mut self, node: &WaitNode\) -> bool \{\n\s*)if node.blocking\(\) == 0 \{/${1}if true {/' \
-  barging_passes_a_woken_waiter_without_losing_it
-mutant pass-without-counting src/lock/queue.rs \
-  's/node.set_blocking\(count \+ 1\);/node.set_blocking(count);/' \
-  barging_passes_a_woken_waiter_without_losing_it
+mutant release-skips-outside-waiters src/lock/queue.rs \
+  's/if self.outside.len\(\) != 0 \{/if false {/' \
+  a_barging_future_waiting_outside_is_woken_by_the_release future
+mutant slot-release-ignores-parked src/lock/fast.rs \
+  's/Ok\(_\) if word & PARKED != 0 => return self.notify_outside\(start, last\),\n\s*Ok\(_\) => return,/Ok(_) => return,/' \
+  a_barging_future_waiting_outside_is_woken_by_the_release future
+mutant demote-drops-parked src/lock/fast.rs \
+  's/let mut new = word & \(ALL_OCCUPIED \| ALL_WRITERS \| PARKED\);/let mut new = word \& (ALL_OCCUPIED | ALL_WRITERS);/' \
+  a_barging_future_waiting_outside_is_woken_by_the_release future
 mutant dropped-future-keeps-its-grant src/lock/future.rs \
   's/if self.lock.give_up\(&self.node\) \{/if self.lock.give_up(\&self.node) \&\& false {/' \
   a_pending_future_dropped_while_a_release_grants_it future
@@ -83,7 +86,7 @@ mutant slot-release-relaxed src/lock/fast.rs \
   's/word & !\(occupied\(i\) \| writer\(i\)\),\n(\s*)Ordering::Release,/word \& !(occupied(i) | writer(i)),\n$1Ordering::Relaxed,/' \
   an_owned_guard_dropped_on_another_thread future
 mutant set-checks-its-first-range-only src/lock/queue.rs \
-  's/let mut ahead = u64::MAX;\n(\s*)for part in parts \{/let mut ahead = u64::MAX;\n${1}for part in \&parts[..1] {/' \
+  's/let mut blocking = 0;\n(\s*)for part in parts \{/let mut blocking = 0;\n${1}for part in \&parts[..1] {/' \
   a_set_request_that_partly_overlaps_two_holders future
 mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \

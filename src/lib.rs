@@ -73,8 +73,8 @@
 //! past a waiting writer even when the range is held only by readers. Nobody starves. `try_*`
 //! succeeds only if no conflicting request, granted or waiting, is ahead. A lock made with
 //! [`RangeRwLock::barging`] relaxes this for hot ranges: a running thread may pass waiting
-//! requests (never a holder) until they have waited the hand-off deadline, so every wait stays
-//! bounded.
+//! requests (never a holder) until they have waited the hand-off deadline; then they queue in
+//! FIFO order and are passed no more, so every wait stays bounded.
 //!
 //! **Independence.** Requests on disjoint ranges never wait for each other, whatever queues on
 //! either. They do share one short internal critical section (see Performance).
@@ -117,14 +117,18 @@
 //! request takes the internal mutex to queue and to leave, for O(log n + k) work on n queued
 //! requests and k overlapping ones; when the queue drains, the lock returns to the slots. A
 //! waiting thread watches its grant flag briefly before it parks; it is woken after the mutex
-//! is released. A waiting future is woken through its `Waker`.
+//! is released. A waiting future is woken through its `Waker`. A barging lock keeps a request
+//! that would wait out of the tree until its hand-off deadline: it waits in a side list and
+//! tries again at each overlapping release, so on a hot range a running thread takes a free
+//! range through the slots.
 //!
 //! Disjoint ranges scale with the work done under the lock (two threads with ~1 us of work
 //! each reach about 2.9x one rwsem). On a single hot range, strict FIFO hands the lock to a
-//! sleeping thread at every release, so it is far slower there than a barging lock, and in
-//! exchange no wait is unbounded; [`RangeRwLock::barging`] lets a running thread pass waiters
-//! within a hand-off deadline. The README has the measured tables and the commands behind
-//! them.
+//! sleeping thread at every release, so it is far slower there than a barging lock (no strictly
+//! FIFO lock can do better: each hand-off waits for the next thread in line to be scheduled),
+//! and in exchange no wait is unbounded; [`RangeRwLock::barging`] lets a running thread pass
+//! waiters within a hand-off deadline. The README has the measured tables and the commands
+//! behind them.
 //!
 //! # Safety and correctness
 //!

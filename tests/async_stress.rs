@@ -96,8 +96,8 @@ async fn worker(lock: Arc<RangeRwLock>, shadow: Arc<Shadow>, done: Arc<AtomicU64
     }
 }
 
-fn run(runtime: &tokio::runtime::Runtime) {
-    let lock = Arc::new(RangeRwLock::new());
+fn run(runtime: &tokio::runtime::Runtime, lock: RangeRwLock) {
+    let lock = Arc::new(lock);
     let shadow = Arc::new(Shadow(std::array::from_fn(|_| AtomicI64::new(0))));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -130,21 +130,38 @@ fn run(runtime: &tokio::runtime::Runtime) {
     assert!(lock.try_write(..).is_some());
 }
 
-#[test]
-fn random_cancellation_on_a_current_thread_runtime() {
-    run(&tokio::runtime::Builder::new_current_thread()
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .unwrap());
+        .unwrap()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn random_cancellation_on_a_current_thread_runtime() {
+    run(&current_thread(), RangeRwLock::new());
 }
 
 #[test]
 fn random_cancellation_on_a_multi_thread_runtime() {
-    run(&tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap());
+    run(&multi_thread(), RangeRwLock::new());
+}
+
+/// Barging: requests wait outside the queue (and are cancelled there) within a short window,
+/// and queue after it.
+#[test]
+fn random_cancellation_with_barging_on_both_runtimes() {
+    let barging = || RangeRwLock::barging(Duration::from_micros(300));
+    run(&current_thread(), barging());
+    run(&multi_thread(), barging());
 }
 
 /// Blocking and async requests in one FIFO: a blocking holder on a worker thread's neighbour

@@ -132,3 +132,52 @@ fn a_set_request_that_partly_overlaps_two_holders() {
         assert!(!lock.is_locked(..));
     });
 }
+
+/// Barging: a future that finds its range taken waits outside the queue; the release that
+/// clears its way must wake it, whether the holder releases from its slot (the lock back in
+/// fast mode, `PARKED` set) or from the tree, and whichever comes first.
+#[test]
+fn a_barging_future_waiting_outside_is_woken_by_the_release() {
+    model(|| {
+        let lock = std::sync::Arc::new(RangeRwLock::barging(std::time::Duration::from_secs(3600)));
+        let held = lock.write_arc(0..10);
+        let releaser = thread::spawn(move || drop(held));
+        let (count, waker) = counting();
+        let mut fut = pin!(lock.write_async(5..15));
+        if poll(fut.as_mut(), &waker).is_pending() {
+            releaser.join().unwrap();
+            assert_eq!(
+                count.0.load(SeqCst),
+                1,
+                "the release did not wake the waiter"
+            );
+            let Poll::Ready(g) = poll(fut.as_mut(), &waker) else {
+                panic!("woken, but the range is still taken")
+            };
+            drop(g);
+        } else {
+            releaser.join().unwrap();
+        }
+        assert!(!lock.is_locked(..));
+        assert_eq!(lock.waiting(), 0);
+    });
+}
+
+/// Barging: a future waiting outside the queue is dropped while a release notifies it; the
+/// node must leave the list (or the releasing thread's hands) before it is freed, and the
+/// lock ends idle.
+#[test]
+fn a_barging_future_dropped_while_a_release_notifies_it() {
+    model(|| {
+        let lock = std::sync::Arc::new(RangeRwLock::barging(std::time::Duration::from_secs(3600)));
+        let held = lock.write_arc(0..10);
+        let (_, waker) = counting();
+        let mut fut = Box::pin(lock.write_async(5..15));
+        assert!(poll(fut.as_mut(), &waker).is_pending());
+        let releaser = thread::spawn(move || drop(held));
+        drop(fut);
+        releaser.join().unwrap();
+        assert_eq!(lock.waiting(), 0);
+        assert!(lock.try_write(..).is_some());
+    });
+}

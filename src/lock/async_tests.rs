@@ -149,12 +149,16 @@ fn a_future_granted_by_another_thread_wakes_its_task() {
 }
 
 #[test]
-fn barging_futures_claim_their_grant_or_wait_again() {
+fn barging_futures_wait_outside_the_queue_and_try_again() {
     let lock = RangeRwLock::barging(Duration::from_secs(3600));
     let held = lock.write(0..10);
     let (count, waker) = counting();
     let mut fut = pin!(lock.write_async(0..10));
     assert!(poll(fut.as_mut(), &waker).is_pending());
+    assert_eq!(lock.waiting(), 1);
+    // Not queued: a disjoint release does not wake it.
+    drop(lock.write(20..30));
+    assert_eq!(count.0.load(SeqCst), 0);
     drop(held);
     assert_eq!(count.0.load(SeqCst), 1);
     // A running request passes the notified one before it is polled.
@@ -168,6 +172,24 @@ fn barging_futures_claim_their_grant_or_wait_again() {
     drop(passer);
     assert_eq!(count.0.load(SeqCst), 2);
     assert!(poll(fut.as_mut(), &waker).is_ready());
+}
+
+/// A barging future dropped while it waits outside the queue takes its node out of the list
+/// (else the next release would touch freed memory; miri runs this too).
+#[test]
+fn a_dropped_barging_future_leaves_the_outside_list() {
+    let lock = RangeRwLock::barging(Duration::from_secs(3600));
+    let held = lock.write(0..10);
+    let (count, waker) = counting();
+    {
+        let mut fut = Box::pin(lock.read_async(5..6));
+        assert!(poll(fut.as_mut(), &waker).is_pending());
+        assert_eq!(lock.waiting(), 1);
+    }
+    assert_eq!(lock.waiting(), 0, "the dropped future is still listed");
+    drop(held);
+    assert_eq!(count.0.load(SeqCst), 0, "a dropped future was woken");
+    assert!(!lock.is_locked(..));
 }
 
 #[test]

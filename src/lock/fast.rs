@@ -13,6 +13,11 @@
 //! [`SLOTS`] requests hold, the lock goes back to the fast path, moving those holders into the
 //! slots (`demote`); a guard whose request moved finds it under the mutex.
 //!
+//! Barging locks add `PARKED`: set while requests wait outside the tree (see `queue.rs`), so
+//! that a slot holder that releases (or downgrades) takes the slow path and notifies them.
+//! It is set and cleared only under the internal mutex, from the outside list, and kept by
+//! every other change of the word.
+//!
 //! Lock order: the internal mutex, then `LOCKED`. A thread that holds `LOCKED` never waits for
 //! anything, so `LOCKED` is held for a bounded handful of instructions.
 
@@ -46,6 +51,8 @@ const ALL_WRITERS: u64 = ALL_OCCUPIED << SLOTS;
 pub(super) const LOCKED: u64 = 1 << (2 * SLOTS);
 /// Requests go through the tree; the slot bits are holders moved there, not yet released.
 pub(super) const TREE: u64 = 1 << (2 * SLOTS + 1);
+/// Barging locks: requests wait outside the tree for a release.
+pub(super) const PARKED: u64 = 1 << (2 * SLOTS + 2);
 
 /// What [`RangeRwLock::try_slot`] found.
 pub(super) enum Fast {
@@ -189,12 +196,12 @@ impl RangeRwLock {
 
     /// Releases slot `i`, which holds `[start, last]`.
     #[inline]
-    pub(super) fn release_slot(&self, i: usize, start: u64) {
+    pub(super) fn release_slot(&self, i: usize, start: u64, last: u64) {
         let mut word = self.word.load(Ordering::Relaxed);
         let mut spins = 0;
         loop {
             if word & TREE != 0 {
-                return self.release_moved(i, start);
+                return self.release_moved(i, start, last);
             }
             if word & LOCKED != 0 {
                 self.wait_unlocked(&mut spins);
@@ -208,17 +215,28 @@ impl RangeRwLock {
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
+                Ok(_) if word & PARKED != 0 => return self.notify_outside(start, last),
                 Ok(_) => return,
                 Err(now) => word = now,
             }
         }
     }
 
+    /// Barging locks: a slot holder at `[start, last]` released or downgraded while requests
+    /// waited outside the tree; those it may have been in the way of try again.
+    #[cold]
+    #[inline(never)]
+    fn notify_outside(&self, start: u64, last: u64) {
+        let mut wake = WakeList::new(&self.parker);
+        self.lock_state().notify_outside(start, last, &mut wake);
+        wake.wake_all();
+    }
+
     /// Releases slot `i`'s request after it was moved into the tree (it may be back in its
     /// slot by the time the mutex is ours).
     #[cold]
     #[inline(never)]
-    fn release_moved(&self, i: usize, start: u64) {
+    fn release_moved(&self, i: usize, start: u64, last: u64) {
         let mut wake = WakeList::new(&self.parker);
         {
             let mut tree = self.lock_state();
@@ -228,6 +246,7 @@ impl RangeRwLock {
                 debug_assert!(left, "a moved slot holder is in the tree");
             }
             self.vacate(&mut tree, i);
+            tree.notify_outside(start, last, &mut wake);
         }
         wake.wake_all();
     }
@@ -276,6 +295,7 @@ impl RangeRwLock {
                         tree.downgrade(part, seq, &mut wake);
                     }
                     self.clear_slot_bits(writer(i));
+                    tree.notify_outside(start, last, &mut wake);
                 }
                 wake.wake_all();
                 return;
@@ -285,13 +305,14 @@ impl RangeRwLock {
                 word = self.word.load(Ordering::Relaxed);
                 continue;
             }
-            // Nobody waits in fast mode, so nobody is to be woken.
+            // Nobody waits in the tree in fast mode; only requests outside it may.
             match self.word.compare_exchange(
                 word,
                 word & !writer(i),
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
+                Ok(_) if word & PARKED != 0 => return self.notify_outside(start, last),
                 Ok(_) => return,
                 Err(now) => word = now,
             }
@@ -311,8 +332,14 @@ impl RangeRwLock {
         Some(hit)
     }
 
-    /// The number of slot holders, if the lock is in fast mode.
+    /// The number of slot holders, if the lock is in fast mode and nothing waits.
     pub(super) fn slot_holders(&self) -> Option<usize> {
+        let word = self.word.load(Ordering::Relaxed);
+        (word & (TREE | PARKED) == 0).then_some((word & ALL_OCCUPIED).count_ones() as usize)
+    }
+
+    /// Under the internal mutex, in fast mode: the number of slot holders.
+    pub(super) fn slot_count(&self) -> Option<usize> {
         let word = self.word.load(Ordering::Relaxed);
         (word & TREE == 0).then_some((word & ALL_OCCUPIED).count_ones() as usize)
     }
@@ -321,8 +348,7 @@ impl RangeRwLock {
     /// or held, which find themselves in the tree or, moved back, in a slot).
     pub(super) fn lock_state(&self) -> Tree<'_> {
         let mut guard = self.state.lock();
-        let handoff = self.handoff();
-        guard.get_or_insert_with(|| Box::new(State::new(handoff)));
+        guard.get_or_insert_with(|| Box::new(State::new()));
         Tree { lock: self, guard }
     }
 
@@ -349,7 +375,7 @@ impl RangeRwLock {
                     }
                 }
                 // Release: a slot holder that sees `TREE` finds itself in the tree.
-                self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS) | TREE);
+                self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS | PARKED) | TREE);
             }
         }
         tree
@@ -375,9 +401,9 @@ impl RangeRwLock {
                 fits
             });
         if !fits {
-            return; // a set, or a notified request not yet claimed (barging)
+            return; // a set
         }
-        let mut new = word & (ALL_OCCUPIED | ALL_WRITERS);
+        let mut new = word & (ALL_OCCUPIED | ALL_WRITERS | PARKED);
         for &(start, last, seq, mode) in &held[..n] {
             let native = (0..SLOTS).any(|i| word & occupied(i) != 0 && state.moved[i] == seq);
             if !native {
@@ -429,11 +455,20 @@ impl Drop for Tree<'_> {
         let lock = self.lock;
         let state: &mut State = self;
         state.trim();
-        if lock.word.load(Ordering::Relaxed) & TREE != 0
-            && state.waiting == 0
-            && state.requests <= SLOTS
-        {
-            lock.demote(state);
+        // `PARKED` follows the outside list (only the mutex holder sets or clears it).
+        let parked = if state.outside.len() != 0 { PARKED } else { 0 };
+        let word = lock.word.load(Ordering::Relaxed);
+        if word & TREE != 0 {
+            if word & PARKED != parked {
+                // In tree mode only the mutex holder changes the word.
+                lock.word.store(word & !PARKED | parked, Ordering::Relaxed);
+            }
+            if state.waiting == 0 && state.requests <= SLOTS {
+                lock.demote(state);
+            }
+        } else if word & PARKED != parked {
+            let word = lock.lock_slots().expect("fast mode under the mutex");
+            lock.unlock_slots(word & !PARKED | parked);
         }
     }
 }

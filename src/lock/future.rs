@@ -12,10 +12,15 @@
 //! look at the node, except in `Drop`, which first takes the request out of the queue and waits
 //! until no releasing thread has the node in its wake list.
 //!
+//! Barging locks: within its hand-off window a request that conflicts does not queue; its node
+//! waits in the outside list with the task's waker, and a release that may have cleared its way
+//! notifies it (wakes the task), whose next poll tries again. Once the window has closed it
+//! queues in the tree like any request.
+//!
 //! Cancellation: dropping a future that is still queued settles its request under the mutex,
-//! as a timed-out blocking request does: if it was granted meanwhile (or, barging, was free to
-//! claim) it is released, which grants whoever waited only for it; otherwise it leaves the
-//! queue and un-counts itself from the requests behind it.
+//! as a timed-out blocking request does: if it was granted meanwhile it is released, which
+//! grants whoever waited only for it; otherwise it leaves the queue and un-counts itself from
+//! the requests behind it. A future waiting outside the tree just takes its node out.
 
 use core::cell::Cell;
 use core::fmt;
@@ -24,11 +29,14 @@ use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::fast::Fast;
 use super::guard::{Held, Hold};
 use super::queue::{Mode, Part};
-use super::wait::{wait_unlinked, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED};
+use super::wait::{
+    wait_unlinked, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
+};
 use super::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeRwLock, RangeWriteGuard};
 use crate::range::Span;
 
@@ -38,6 +46,8 @@ enum Phase {
     Start,
     /// Queued in the tree under this `seq`, waiting.
     Queued(u64),
+    /// Barging locks: waiting outside the tree; the hand-off window closes at this instant.
+    Outside(Instant),
     /// The output was handed out.
     Done,
 }
@@ -148,6 +158,10 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 }
                 Place::Tree(seq)
             }
+            Phase::Outside(end) => match self.retry(cx, end) {
+                Some(place) => place,
+                None => return Poll::Pending,
+            },
             Phase::Done => panic!("a range lock future was polled after it completed"),
         };
         self.phase.set(Phase::Done);
@@ -170,18 +184,31 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         self.queue(cx)
     }
 
-    /// The rest of the first poll, out of line: the request goes through the tree.
+    /// The rest of the first poll, out of line: the request goes through the tree (or,
+    /// barging, waits outside it).
     #[inline(never)]
     fn queue(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
         use super::guard::Place;
-        let lock = &*self.lock;
-        let parts = self.parts();
-        if parts.is_empty() {
+        if self.parts().is_empty() {
             return Some(Place::Empty);
         }
+        match self.lock.handoff() {
+            Some(handoff) => {
+                let now = Instant::now();
+                self.barge(cx, now, now.checked_add(handoff).unwrap_or(now))
+            }
+            None => self.enqueue(cx),
+        }
+    }
+
+    /// Queues the request in the tree (FIFO).
+    fn enqueue(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
+        use super::guard::Place;
+        let parts = self.parts();
         let queued = {
-            let mut tree = lock.lock_tree(parts.len());
+            let mut tree = self.lock.lock_tree(parts.len());
             // Not queued yet, and under the mutex: the waker slot is ours.
+            self.node.reset();
             self.node.set_waker(cx.waker());
             tree.enqueue(parts, Some(&self.node), false)
                 .expect("a waiting request is always queued")
@@ -193,6 +220,63 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         None
     }
 
+    /// Barging locks, at `now`, within the window that closes at `end`: takes the ranges if
+    /// nothing is in the way, else waits outside the tree with the task's waker.
+    fn barge(
+        &self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        end: Instant,
+    ) -> Option<super::guard::Place> {
+        use super::guard::Place;
+        if now >= end {
+            return self.enqueue(cx);
+        }
+        let parts = self.parts();
+        let mut tree = self.lock.lock_tree(parts.len());
+        if let Some(queued) = tree.enqueue(parts, None, true) {
+            return Some(Place::Tree(queued.seq));
+        }
+        // In no list, and under the mutex: the node and its waker slot are ours.
+        self.node.reset();
+        self.node.set_waker(cx.waker());
+        tree.outside.push(&self.node, parts);
+        self.phase.set(Phase::Outside(end));
+        None
+    }
+
+    /// A later poll of a request waiting outside the tree (barging locks): tries again once
+    /// notified; otherwise the waker of `cx` is the one a notification will wake.
+    #[inline(never)]
+    fn retry(&self, cx: &mut Context<'_>, end: Instant) -> Option<super::guard::Place> {
+        use super::guard::Place;
+        let lock = &*self.lock;
+        loop {
+            match self.node.state() {
+                NOTIFIED => break,
+                LINKED_NOTIFY => wait_unlinked(&lock.parker, &self.node),
+                _ => {
+                    let _state = lock.lock_state();
+                    // Under the mutex a node in the outside list cannot be taken out.
+                    if self.node.state() == WAITING {
+                        self.node.set_waker(cx.waker());
+                        return None;
+                    }
+                }
+            }
+        }
+        if let Request::One {
+            span: Span::Range { start, last },
+            mode,
+        } = self.request
+        {
+            if let Fast::Taken(i) = lock.try_slot(start, last, mode) {
+                return Some(Place::Slot(i));
+            }
+        }
+        self.barge(cx, Instant::now(), end)
+    }
+
     /// A later poll of a queued request: true once it holds its ranges; otherwise the waker
     /// of `cx` is the one a grant will wake.
     #[inline(never)]
@@ -201,15 +285,9 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         loop {
             match self.node.state() {
                 GRANTED => return true,
-                NOTIFIED => {
-                    // Barging: claim it unless a running request passed it meanwhile.
-                    if lock.lock_state().claim(&self.node) {
-                        return true;
-                    }
-                }
                 // A releasing thread is about to hand it its final state (and owns the old
                 // waker): that takes a few instructions.
-                LINKED_GRANT | LINKED_NOTIFY => wait_unlinked(&lock.parker, &self.node),
+                LINKED_GRANT => wait_unlinked(&lock.parker, &self.node),
                 _ => {
                     let _state = lock.lock_state();
                     // Under the mutex a `WAITING` node cannot be linked: replacing the waker
@@ -226,13 +304,18 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
 impl<L: Deref<Target = RangeRwLock> + Clone> Drop for Acquire<L> {
     fn drop(&mut self) {
-        if let Phase::Queued(seq) = self.phase.get() {
-            // Leaves the queue, or, if it was granted meanwhile, releases the request (which
-            // grants whoever waited only for it). Either way no releasing thread has the node
-            // in its list afterwards.
-            if self.lock.give_up(&self.node) {
-                self.lock.release_request(self.parts(), seq);
+        match self.phase.get() {
+            Phase::Queued(seq) => {
+                // Leaves the queue, or, if it was granted meanwhile, releases the request
+                // (which grants whoever waited only for it). Either way no releasing thread
+                // has the node in its list afterwards.
+                if self.lock.give_up(&self.node) {
+                    self.lock.release_request(self.parts(), seq);
+                }
             }
+            // Holds nothing: only the node must leave the outside list.
+            Phase::Outside(_) => self.lock.leave_outside(&self.node),
+            Phase::Start | Phase::Done => {}
         }
     }
 }

@@ -29,7 +29,7 @@ use guard::{Hold, Place};
 pub(crate) use queue::Mode;
 use queue::{Part, State};
 pub use set::{RangeSet, RangeSetGuard, SetFuture};
-use wait::{wait_unlinked, WaitNode, WakeList, GRANTED, NOTIFIED};
+use wait::{wait_unlinked, WaitNode, WakeList, GRANTED, WAITING};
 
 /// Requests that can hold the lock without the tree (see `fast.rs`).
 const SLOTS: usize = 2;
@@ -131,7 +131,8 @@ const SPINS: u32 = 0;
 ///
 /// That is the lock [`new`](Self::new) makes. [`barging`](Self::barging) makes one that trades
 /// some of that order for throughput on hot ranges: a request may pass requests that wait (never
-/// one that holds the lock), but only those that have waited less than its hand-off deadline.
+/// one that holds the lock), but only those that have waited less than the hand-off deadline;
+/// a request that has waited that long queues in FIFO order, and nothing passes it any more.
 ///
 /// # Progress and cost
 ///
@@ -243,10 +244,12 @@ impl RangeRwLock {
     ///
     /// This trades the strict FIFO order of [`new`](Self::new) for throughput on a hot range:
     /// a thread that releases and re-requests a range need not wait for the next waiter to be
-    /// scheduled. No request ever passes one that holds the lock; a request that has waited
-    /// `handoff` is not passed any more, so its wait stays bounded by about `handoff` plus the
-    /// requests ahead of it. `handoff` of zero is strict FIFO; more than an hour counts as an
-    /// hour.
+    /// scheduled. A request that finds its range taken does not queue at first: it spins
+    /// briefly, then sleeps until a release that overlaps it, and tries again. Once it has
+    /// waited `handoff` it queues in FIFO order, and no later request passes it, so its wait
+    /// stays bounded by about `handoff` plus the requests queued ahead of it. No request ever
+    /// passes one that holds the lock. `try_*` requests pass waiters that have not queued yet.
+    /// `handoff` of zero is strict FIFO; more than an hour counts as an hour.
     ///
     /// ```
     /// use std::time::Duration;
@@ -756,9 +759,13 @@ impl RangeRwLock {
         }
         // The switch back to fast mode happens under the mutex: under it, the word is current.
         let state = self.state.lock();
-        match self.slot_holders() {
-            Some(holders) => (holders, 0),
-            None => state.as_ref().map_or((0, 0), |s| (s.requests, s.waiting)),
+        let Some(state) = state.as_ref() else {
+            return (0, 0);
+        };
+        let outside = state.outside.len();
+        match self.slot_count() {
+            Some(holders) => (holders, outside),
+            None => (state.requests, state.waiting + outside),
         }
     }
 
@@ -777,15 +784,103 @@ impl RangeRwLock {
             Fast::Conflict if matches!(wait, Wait::Never) => return None,
             Fast::Conflict | Fast::Busy => {}
         }
-        let seq = self.acquire_queued(start, last, mode, wait)?;
-        Some(Hold::new(span, Place::Tree(seq)))
+        let place = self.acquire_queued(start, last, mode, wait)?;
+        Some(Hold::new(span, place))
     }
 
-    /// The rest of `acquire`, out of line: the request goes through the tree. Returns its
-    /// `seq` once granted.
+    /// The rest of `acquire`, out of line: the request goes through the tree (or, barging,
+    /// waits outside it). Returns where it is held once granted.
     #[inline(never)]
-    fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<u64> {
-        self.acquire_parts(&[Part { start, last, mode }], wait)
+    fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<Place> {
+        let parts = [Part { start, last, mode }];
+        match (self.handoff(), wait) {
+            (Some(handoff), Wait::Forever | Wait::Until(_)) => self.barge(&parts, handoff, wait),
+            _ => self.acquire_parts(&parts, wait).map(Place::Tree),
+        }
+    }
+
+    /// Barging locks: acquires `parts` (one range, or a set) without queueing while the
+    /// request is within its hand-off window, which opens at its first conflict: it spins a
+    /// little, then waits outside the tree until a request in its way leaves, and tries again.
+    /// Once the window has closed it queues in FIFO order like any request of a strict lock.
+    // Under loom `BARGE_SPINS` is 0, so the spin phase is skipped.
+    #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
+    fn barge(&self, parts: &[Part], handoff: Duration, wait: Wait) -> Option<Place> {
+        let node = WaitNode::new();
+        let mut window: Option<Instant> = None;
+        let mut spins = 0;
+        loop {
+            if let [part] = parts {
+                match self.try_slot(part.start, part.last, part.mode) {
+                    Fast::Taken(i) => return Some(Place::Slot(i)),
+                    // The holder is likely running: its release is a few instructions away.
+                    Fast::Conflict if spins < BARGE_SPINS => {
+                        spins += 1;
+                        barge_backoff(spins);
+                        continue;
+                    }
+                    Fast::Conflict | Fast::Busy => {}
+                }
+            }
+            // The clock is read only by a request that waits.
+            let now = Instant::now();
+            let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
+            if now >= end {
+                return self.acquire_parts(parts, wait).map(Place::Tree);
+            }
+            {
+                let mut tree = self.lock_tree(parts.len());
+                if let Some(queued) = tree.enqueue(parts, None, true) {
+                    return Some(Place::Tree(queued.seq));
+                }
+                if wait.deadline().is_some_and(|deadline| now >= deadline) {
+                    return None;
+                }
+                node.reset();
+                tree.outside.push(&node, parts);
+            }
+            // Leaves the outside list however this ends (even unwinding).
+            let outside = OutsideWait {
+                lock: self,
+                node: &node,
+            };
+            let until = wait.deadline().map_or(end, |deadline| deadline.min(end));
+            let parked = self
+                .parker
+                .park(node.key(), || node.is_linked_or_waiting(), Some(until));
+            drop(outside);
+            if parked == Park::TimedOut {
+                if wait.deadline().is_some_and(|deadline| deadline <= end) {
+                    // Not queued: nothing to give back. One last try, as a timed request
+                    // that is granted at its deadline would be.
+                    return self.try_once(parts);
+                }
+                // The window closed (loom makes every timed park time out at once: this
+                // ends its model after one wait outside).
+                window = Some(now);
+            }
+            spins = 0;
+        }
+    }
+
+    /// A request that neither waits nor queues: the slot, else the tree if nothing is ahead.
+    fn try_once(&self, parts: &[Part]) -> Option<Place> {
+        if let [part] = parts {
+            if let Fast::Taken(i) = self.try_slot(part.start, part.last, part.mode) {
+                return Some(Place::Slot(i));
+            }
+        }
+        let queued = self.lock_tree(parts.len()).enqueue(parts, None, true)?;
+        Some(Place::Tree(queued.seq))
+    }
+
+    /// Takes `node` out of the outside list, or waits until the releasing thread that took it
+    /// out has let it go: then nobody else refers to it.
+    fn leave_outside(&self, node: &WaitNode) {
+        if node.state() == WAITING {
+            self.lock_state().outside.unlink(node);
+        }
+        wait_unlinked(&self.parker, node);
     }
 
     /// Acquires every range of `set` as one request; an empty set holds nothing.
@@ -793,7 +888,15 @@ impl RangeRwLock {
         let seq = if set.is_empty() {
             0
         } else {
-            self.acquire_parts(set.parts(), wait)?
+            match (self.handoff(), wait) {
+                (Some(handoff), Wait::Forever | Wait::Until(_)) => {
+                    match self.barge(set.parts(), handoff, wait)? {
+                        Place::Tree(seq) => seq,
+                        Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
+                    }
+                }
+                _ => self.acquire_parts(set.parts(), wait)?,
+            }
         };
         Some(RangeSetGuard::new(self, set, seq))
     }
@@ -838,15 +941,8 @@ impl RangeRwLock {
         };
         let mut spins = 0;
         loop {
-            match node.state() {
-                GRANTED => break,
-                NOTIFIED => {
-                    if self.lock_state().claim(node) {
-                        break;
-                    }
-                    continue;
-                }
-                _ => {}
+            if node.state() == GRANTED {
+                break;
             }
             // Next in line: the grant often comes within microseconds, before a sleep would
             // even begin. Further back, sleep at once and leave the CPU to the holders.
@@ -882,8 +978,8 @@ impl RangeRwLock {
     fn release(&self, hold: &Hold) {
         match hold.place() {
             Place::Empty => {}
-            Place::Slot(i) => self.release_slot(i, hold.start),
-            Place::Tree(seq) => self.leave(hold.start, seq),
+            Place::Slot(i) => self.release_slot(i, hold.start, hold.last),
+            Place::Tree(seq) => self.leave(hold.start, hold.last, seq),
         }
     }
 
@@ -891,7 +987,7 @@ impl RangeRwLock {
     /// may have moved to a slot when the queue drained; a set stays in the tree.
     fn release_request(&self, parts: &[Part], seq: u64) {
         if let [part] = parts {
-            self.leave(part.start, seq);
+            self.leave(part.start, part.last, seq);
         } else {
             let mut wake = WakeList::new(&self.parker);
             self.lock_state().leave(parts, seq, &mut wake);
@@ -899,9 +995,10 @@ impl RangeRwLock {
         }
     }
 
-    /// Removes request `seq` from the tree and wakes whoever it was the last blocker of.
+    /// Removes request `seq` (at `[start, last]`) from the tree and wakes whoever it was the
+    /// last blocker of.
     #[inline(never)]
-    fn leave(&self, start: u64, seq: u64) {
+    fn leave(&self, start: u64, last: u64, seq: u64) {
         let mut wake = WakeList::new(&self.parker);
         {
             let mut tree = self.lock_state();
@@ -914,6 +1011,7 @@ impl RangeRwLock {
                 // Moved to a slot when the queue drained.
                 let i = tree.slot_of(seq);
                 self.vacate(&mut tree, i);
+                tree.notify_outside(start, last, &mut wake);
             }
         }
         wake.wake_all();
@@ -940,11 +1038,41 @@ impl RangeRwLock {
                     } else {
                         let i = tree.slot_of(seq);
                         self.clear_slot_bits(fast::writer(i));
+                        tree.notify_outside(hold.start, hold.last, &mut wake);
                     }
                 }
                 wake.wake_all();
             }
         }
+    }
+}
+
+/// Barging locks: a request waiting outside the tree; dropping it takes the node out.
+struct OutsideWait<'a> {
+    lock: &'a RangeRwLock,
+    node: &'a WaitNode,
+}
+
+impl Drop for OutsideWait<'_> {
+    fn drop(&mut self) {
+        self.lock.leave_outside(self.node);
+    }
+}
+
+/// Barging locks: tries on a conflicting slot holder before waiting outside the tree.
+#[cfg(not(rangelock_loom))]
+const BARGE_SPINS: u32 = 10;
+#[cfg(rangelock_loom)]
+const BARGE_SPINS: u32 = 0;
+
+/// One step of a barging request's spinning: a few pauses, longer each time, then yields.
+fn barge_backoff(spins: u32) {
+    if spins <= 4 {
+        for _ in 0..(1 << spins) {
+            core::hint::spin_loop();
+        }
+    } else {
+        std::thread::yield_now();
     }
 }
 

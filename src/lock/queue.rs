@@ -7,15 +7,13 @@
 //! conflicting entry that overlaps its own, and wakes the requests that reach zero. FIFO among
 //! conflicting requests, with no stealing, follows from counting only the entries ahead.
 //!
-//! Barging locks (`RangeRwLock::barging`) add one rule: a request whose every conflict is a
-//! waiting request that nobody holds yet, none of which has waited its hand-off deadline,
-//! passes them all. It takes the queue position just ahead of the oldest one it passes (an odd
-//! `prio`; arrivals have even ones), and each of them counts it.
-
-use std::time::{Duration, Instant};
+//! Barging locks (`RangeRwLock::barging`) keep a request that would have to wait out of the
+//! tree while it is within its hand-off window: it waits in the `outside` list and is notified
+//! when an overlapping request leaves, then tries again. Only requests whose window has closed
+//! queue here, so everything in the tree is strict FIFO, for either kind of lock.
 
 use super::fast::NO_SEQ;
-use super::wait::{NodeRef, WaitNode, WakeList, WAITING};
+use super::wait::{NodeRef, Outside, WaitNode, WakeList, LINKED_GRANT};
 use super::SLOTS;
 use crate::tree::IntervalTree;
 
@@ -49,10 +47,8 @@ pub(crate) struct Entry {
     /// The queue position (`PRIO`), the mode (`WRITE`) and whether the request has more than
     /// one entry, a set of ranges (`MULTI`).
     ///
-    /// Queue position: an entry counts the conflicting entries of lower position. Arrivals get
-    /// `2 * seq + 2`; a barging request the odd position just ahead of the oldest it passes.
-    /// Two requests that pass the same one do not conflict (the second would have to pass the
-    /// first, which holds the lock), so equal odd positions never need ordering.
+    /// Queue position: an entry counts the conflicting entries of lower position, the requests
+    /// that arrived before it (`seq + 1`).
     bits: u64,
     /// The waiting request's node; `None` once its thread holds the request.
     pub(crate) node: Option<NodeRef>,
@@ -110,30 +106,25 @@ pub(crate) struct State {
     pub(crate) requests: usize,
     /// Requests whose count is above zero.
     pub(crate) waiting: usize,
-    /// `Some`: barging is allowed, with this hand-off deadline.
-    handoff: Option<Duration>,
+    /// Barging locks: requests waiting outside the tree.
+    pub(crate) outside: Outside,
     /// In tree mode: the `seq` of each slot holder moved into the tree.
     pub(crate) moved: [u64; SLOTS],
     /// In fast mode: for a slot whose holder came from the tree, its `seq` (which its guard
     /// knows it by); `NO_SEQ` for a holder that took the slot directly.
     pub(crate) slot_seq: [u64; SLOTS],
-    /// Tests set the time that barging decisions see.
-    #[cfg(test)]
-    pub(crate) clock: Option<Instant>,
 }
 
 impl State {
-    pub(crate) fn new(handoff: Option<Duration>) -> Self {
+    pub(crate) fn new() -> Self {
         State {
             tree: IntervalTree::new(),
             next_seq: 0,
             requests: 0,
             waiting: 0,
-            handoff,
+            outside: Outside::new(),
             moved: [0; SLOTS],
             slot_seq: [NO_SEQ; SLOTS],
-            #[cfg(test)]
-            clock: None,
         }
     }
 
@@ -150,7 +141,7 @@ impl State {
             self.next_seq += 1;
             self.next_seq - 1
         });
-        let entry = Entry::new(2 * seq + 2, part.mode, false, None);
+        let entry = Entry::new(seq + 1, part.mode, false, None);
         self.tree.insert(part.start, seq, part.last, entry);
         self.requests += 1;
         seq
@@ -166,21 +157,7 @@ impl State {
         try_only: bool,
     ) -> Option<Queued> {
         debug_assert!(!parts.is_empty());
-        let handoff = self.handoff;
-        // The clock is read only if it matters: when a barging request meets a waiter.
-        let mut now = None;
-        #[cfg(test)]
-        let clock = self.clock;
-        let read_clock = || {
-            #[cfg(test)]
-            if let Some(now) = clock {
-                return now;
-            }
-            Instant::now()
-        };
         let mut blocking = 0;
-        let mut passable = handoff.is_some();
-        let mut ahead = u64::MAX;
         for part in parts {
             self.tree
                 .for_each_overlap(part.start, part.last, |_, _, _, entry| {
@@ -188,52 +165,19 @@ impl State {
                         return true;
                     }
                     blocking += 1;
-                    if passable {
-                        passable = entry.node.is_some_and(|node| {
-                            // SAFETY: under the mutex, and the entry is queued.
-                            let until = unsafe { node.get() }.passable_until();
-                            let now = *now.get_or_insert_with(read_clock);
-                            until.is_some_and(|until| now < until)
-                        });
-                        ahead = ahead.min(entry.prio());
-                    }
-                    // A strict try stops at the first conflict.
-                    passable || !try_only
+                    // A try stops at the first conflict.
+                    !try_only
                 });
-            if try_only && blocking > 0 && !passable {
+            if try_only && blocking > 0 {
                 return None;
             }
         }
         let seq = self.next_seq;
-        let mut prio = 2 * seq + 2;
-        if blocking > 0 && passable {
-            // Barge: just ahead of the oldest request passed. Each of them counts this one.
-            prio = ahead - 1;
-            let waiting = &mut self.waiting;
-            for part in parts {
-                self.tree
-                    .for_each_overlap(part.start, part.last, |_, _, _, entry| {
-                        if part.mode.conflicts(entry.mode()) {
-                            // SAFETY: every conflicting entry waits (that is why it could be
-                            // passed), so its node is alive; we hold the mutex.
-                            let node = unsafe { entry.node.expect("a passed request").get() };
-                            let count = node.blocking();
-                            *waiting += usize::from(count == 0);
-                            node.set_blocking(count + 1);
-                        }
-                        true
-                    });
-            }
-            blocking = 0;
-        }
+        let prio = seq + 1;
         self.next_seq += 1;
         let node = if blocking > 0 {
             let node = node.expect("a request that waits has a node");
-            let passable_until = handoff.map(|handoff| {
-                let now = *now.get_or_insert_with(read_clock);
-                now + handoff
-            });
-            node.prepare(seq, parts, passable_until);
+            node.prepare(seq, parts);
             node.set_blocking(blocking);
             self.waiting += 1;
             Some(NodeRef::new(node))
@@ -296,6 +240,7 @@ impl State {
             self.waiting -= 1;
         }
         self.unblock(start, last, entry, wake);
+        self.notify_outside(start, last, wake);
         true
     }
 
@@ -313,8 +258,18 @@ impl State {
         entry.set_read();
         // Only the readers behind it counted it as a conflict it no longer is.
         self.unblock_where(part.start, part.last, was, |e| e.mode() == Mode::Read, wake);
+        self.notify_outside(part.start, part.last, wake);
         self.finish_grants(wake);
         true
+    }
+
+    /// Barging locks: a request at `[start, last]` left (or was downgraded); the requests
+    /// waiting outside the tree that it may have been in the way of try again.
+    #[inline]
+    pub(crate) fn notify_outside(&mut self, start: u64, last: u64, wake: &mut WakeList<'_>) {
+        if self.outside.len() != 0 {
+            self.outside.notify(start, last, wake);
+        }
     }
 
     /// The slot that the request `seq`, which came from the tree, holds in fast mode.
@@ -341,7 +296,6 @@ impl State {
         if self.waiting == 0 {
             return; // nobody counts anything
         }
-        let barging = self.handoff.is_some();
         let waiting = &mut self.waiting;
         self.tree.for_each_overlap(start, last, |_, _, _, entry| {
             if entry.prio() <= gone.prio()
@@ -361,18 +315,10 @@ impl State {
             node.set_blocking(count - 1);
             if count == 1 {
                 *waiting -= 1;
-                if barging {
-                    // Its thread claims it when it runs, unless it is passed first. A node
-                    // already notified (or linked by someone else) will look anyway.
-                    if node.state() == WAITING {
-                        wake.link(node, true);
-                    }
-                } else {
-                    if !entry.multi() {
-                        entry.node = None;
-                    }
-                    wake.link(node, false);
+                if !entry.multi() {
+                    entry.node = None;
                 }
+                wake.link(node, false);
             }
             true
         });
@@ -381,11 +327,12 @@ impl State {
     /// Marks the entries of every granted request with several ranges as held (single-range
     /// requests were marked during the walk that granted them).
     fn finish_grants(&mut self, wake: &WakeList<'_>) {
-        if self.handoff.is_some() || wake.is_empty() {
-            return; // barging: woken requests claim their entries themselves
+        if wake.is_empty() {
+            return;
         }
         for node in wake.iter() {
-            if node.parts().len() > 1 {
+            // Notified requests (from outside the tree) have no entries.
+            if node.state() == LINKED_GRANT && node.parts().len() > 1 {
                 self.hold(node);
             }
         }
@@ -403,26 +350,11 @@ impl State {
         }
     }
 
-    /// Barging locks: the woken thread of `node` claims its request, if nothing is ahead of it
-    /// any more; otherwise (a running request passed it) it is set to wait again.
-    pub(crate) fn claim(&mut self, node: &WaitNode) -> bool {
-        if node.blocking() == 0 {
-            self.hold(node);
-            true
-        } else {
-            node.rewait();
-            false
-        }
-    }
-
     /// Settles a waiting request whose owner stops waiting (a timeout, a dropped future): if it
-    /// was granted (or, barging, is free to claim), it is held and `true` is returned; otherwise
-    /// it leaves the queue. Either way the caller must then wait out a linked node.
+    /// was granted, it is held and `true` is returned; otherwise it leaves the queue. Either way
+    /// the caller must then wait out a linked node.
     pub(crate) fn settle(&mut self, node: &WaitNode, wake: &mut WakeList<'_>) -> bool {
         if node.blocking() == 0 {
-            if self.handoff.is_some() {
-                self.hold(node);
-            }
             return true;
         }
         self.leave(node.parts(), node.seq(), wake);
@@ -440,12 +372,6 @@ impl State {
     pub(crate) fn is_held(&self, start: u64, seq: u64) -> bool {
         let (_, entry) = self.tree.get(start, seq).expect("a queued entry");
         entry.node.is_none()
-    }
-
-    /// The queue position of entry `(start, seq)`; for tests.
-    #[cfg(test)]
-    pub(crate) fn prio(&self, start: u64, seq: u64) -> u64 {
-        self.tree.get(start, seq).expect("a queued entry").1.prio()
     }
 
     /// Frees memory after a burst (see `IntervalTree::trim`).

@@ -284,6 +284,53 @@ fn a_guard_may_be_released_on_another_thread() {
     assert!(lock.try_write(0..10).is_some());
 }
 
+/// Polls `cond` until it holds (panics after a few seconds).
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+        thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Barging: within its window a waiter waits outside the queue and may be passed; once the
+/// window has closed it queues, and a release grants it before anyone else can take the range.
+#[test]
+fn a_barging_waiter_is_passed_within_its_window_and_queues_after_it() {
+    for window_closes in [false, true] {
+        let handoff = if window_closes {
+            Duration::from_millis(2)
+        } else {
+            Duration::from_secs(3600)
+        };
+        let lock = RangeRwLock::barging(handoff);
+        let held = lock.write(0..10);
+        thread::scope(|s| {
+            let waiter = s.spawn(|| lock.write(5..6).range());
+            let outside = || lock.lock_state().outside.len();
+            eventually("the waiter waits outside", || outside() == 1);
+            if window_closes {
+                eventually("the waiter queues", || lock.lock_state().waiting == 1);
+                assert_eq!(outside(), 0);
+                drop(held);
+                // Granted by the release itself: nothing can take the range in between.
+                assert!(lock.try_write(0..10).is_none(), "passed a queued waiter");
+            } else {
+                assert_eq!(lock.lock_state().waiting, 0, "queued within its window");
+                drop(held);
+                // The waiter was only told to try again: a running request may pass it.
+                match lock.try_write(0..10) {
+                    Some(passer) => drop(passer),
+                    None => assert!(lock.is_locked(5..6), "neither holds"),
+                }
+            }
+            assert_eq!(waiter.join().unwrap(), 5..=5);
+        });
+        assert_eq!(lock.waiting(), 0);
+        assert!(!lock.is_locked(..));
+    }
+}
+
 #[test]
 fn barging_never_passes_a_holder() {
     let lock = RangeRwLock::barging(Duration::from_secs(1));

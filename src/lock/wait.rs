@@ -6,8 +6,13 @@
 //! that removes the last conflict ahead of a request *links* the node into its own
 //! [`WakeList`] (state `LINKED_*`). After dropping the mutex it walks the list: for each node
 //! it takes what it needs to wake the owner (a task's `Waker`, or the node's address as a
-//! parking key), stores the final state (`GRANTED`, or `NOTIFIED` for barging locks) and only
-//! then wakes. From that store on the node may be gone, so nothing touches it after.
+//! parking key), stores the final state (`GRANTED`, or `NOTIFIED`) and only then wakes. From
+//! that store on the node may be gone, so nothing touches it after.
+//!
+//! Barging locks also keep waiting requests *outside* the tree, in a list of nodes (the state's
+//! `outside`): a request that conflicts and is still within its hand-off window links its node
+//! there instead of queueing, and a release that removes an overlapping request links it into
+//! its wake list to be `NOTIFIED`, after which the owner tries again.
 //!
 //! The owner, in turn, never frees a linked node: if it stops waiting for any reason of its
 //! own (a timeout, a cancelled future), it first waits out the `LINKED_*` state, which lasts
@@ -16,24 +21,24 @@
 use core::marker::PhantomPinned;
 use core::ptr::NonNull;
 use core::task::Waker;
-use std::time::Instant;
 
-use intrusive_collections::singly_linked_list::AtomicLink;
-use intrusive_collections::{intrusive_adapter, SinglyLinkedList, UnsafeRef};
+use intrusive_collections::linked_list::AtomicLink;
+use intrusive_collections::{intrusive_adapter, LinkedList, UnsafeRef};
 
 use super::queue::Part;
 use crate::sync::{AtomicU8, HintUsize, Ordering, Parker, UnsafeCell};
 
-/// Queued, waiting for the conflicting requests ahead of it.
+/// Queued in the tree, waiting for the conflicting requests ahead of it; or (barging locks) in
+/// the list of requests waiting outside the tree.
 pub(crate) const WAITING: u8 = 0;
 /// In a releasing thread's wake list, to be granted: that thread owns the waker.
 pub(crate) const LINKED_GRANT: u8 = 1;
-/// In a releasing thread's wake list, to be notified (barging locks).
+/// In a releasing thread's wake list, to be notified: that thread owns the waker.
 pub(crate) const LINKED_NOTIFY: u8 = 2;
-/// Granted: the request holds its ranges (strict FIFO).
+/// Granted: the request holds its ranges.
 pub(crate) const GRANTED: u8 = 3;
-/// Nothing was ahead when it was notified: its owner claims it under the internal mutex, unless
-/// a running request passed it in the meantime (barging locks).
+/// A request that waited outside the tree was told that a request in its way left: it is in no
+/// list, and its owner tries again (barging locks).
 pub(crate) const NOTIFIED: u8 = 4;
 
 /// What a waiting request's entries point at.
@@ -57,8 +62,6 @@ pub(crate) struct Fixed {
     pub(crate) seq: u64,
     /// Its ranges, owned by whoever owns the node and alive as long as it.
     pub(crate) parts: *const [Part],
-    /// Barging locks: until when other requests may pass it.
-    pub(crate) passable_until: Option<Instant>,
 }
 
 // SAFETY: `fixed` and `waker` are accessed only under the lock's internal mutex, or by the one
@@ -77,7 +80,6 @@ impl WaitNode {
             fixed: UnsafeCell::new(Fixed {
                 seq: 0,
                 parts: core::ptr::slice_from_raw_parts(core::ptr::null(), 0),
-                passable_until: None,
             }),
             waker: UnsafeCell::new(None),
             _pinned: PhantomPinned,
@@ -94,9 +96,13 @@ impl WaitNode {
         self.state.load(Ordering::Acquire)
     }
 
-    /// Under the internal mutex: back to `WAITING` after a notification that came too late.
-    pub(crate) fn rewait(&self) {
-        debug_assert_eq!(self.state.load(Ordering::Relaxed), NOTIFIED);
+    /// Under the internal mutex, on a node in no list (new, or `NOTIFIED`): back to `WAITING`,
+    /// before it is queued or linked outside again.
+    pub(crate) fn reset(&self) {
+        debug_assert!(matches!(
+            self.state.load(Ordering::Relaxed),
+            WAITING | NOTIFIED
+        ));
         self.state.store(WAITING, Ordering::Relaxed);
     }
 
@@ -114,16 +120,12 @@ impl WaitNode {
         self.blocking.store(n, Ordering::Relaxed);
     }
 
-    /// Under the internal mutex, before the node's entries go into the tree.
-    pub(crate) fn prepare(&self, seq: u64, parts: &[Part], passable_until: Option<Instant>) {
+    /// Under the internal mutex, before the node's entries go into the tree (or the node into
+    /// the outside list).
+    pub(crate) fn prepare(&self, seq: u64, parts: &[Part]) {
         // SAFETY: under the internal mutex, and the node is not queued yet: nobody else looks.
-        self.fixed.with_mut(|f| unsafe {
-            *f = Fixed {
-                seq,
-                parts,
-                passable_until,
-            }
-        });
+        self.fixed
+            .with_mut(|f| unsafe { *f = Fixed { seq, parts } });
     }
 
     /// Under the internal mutex, while the node is queued.
@@ -150,12 +152,6 @@ impl WaitNode {
                 _ => *w = Some(waker.clone()),
             }
         });
-    }
-
-    /// Under the internal mutex, while the node is queued.
-    pub(crate) fn passable_until(&self) -> Option<Instant> {
-        // SAFETY: `fixed` is written only under the mutex, before the node is queued.
-        self.fixed.with(|f| unsafe { (*f).passable_until })
     }
 }
 
@@ -187,18 +183,81 @@ impl NodeRef {
 
 intrusive_adapter!(pub(crate) WakeAdapter = UnsafeRef<WaitNode>: WaitNode { link => AtomicLink });
 
+/// Barging locks: the requests waiting outside the tree, under the internal mutex. A node is
+/// in it while `WAITING` and not queued in the tree; it leaves by being linked into a wake list
+/// (`notify`) or by its owner (`unlink`).
+pub(crate) struct Outside {
+    list: LinkedList<WakeAdapter>,
+    len: usize,
+}
+
+impl Outside {
+    pub(crate) fn new() -> Self {
+        Outside {
+            list: LinkedList::new(WakeAdapter::new()),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Under the internal mutex: adds `node` (in no list, `WAITING`) for `parts`.
+    pub(crate) fn push(&mut self, node: &WaitNode, parts: &[Part]) {
+        debug_assert_eq!(node.state.load(Ordering::Relaxed), WAITING);
+        node.prepare(0, parts);
+        // SAFETY: the node stays alive while in the list: its owner takes it out (`unlink`),
+        // or waits out a wake list that took it (`wait_unlinked`), before it lets it go.
+        self.list.push_back(unsafe { UnsafeRef::from_raw(node) });
+        self.len += 1;
+    }
+
+    /// Under the internal mutex: takes `node` out if it is still in the list (true).
+    pub(crate) fn unlink(&mut self, node: &WaitNode) -> bool {
+        if node.state() != WAITING || !node.link.is_linked() {
+            return false;
+        }
+        // SAFETY: a `WAITING` node whose link is in use is in this list (a node in the tree
+        // is never linked anywhere while `WAITING`), and we hold the mutex that guards it.
+        let mut cursor = unsafe { self.list.cursor_mut_from_ptr(node) };
+        cursor.remove();
+        self.len -= 1;
+        true
+    }
+
+    /// Under the internal mutex: moves every request with a part overlapping `[start, last]`
+    /// into `wake`, to be notified.
+    pub(crate) fn notify(&mut self, start: u64, last: u64, wake: &mut WakeList<'_>) {
+        let mut cursor = self.list.front_mut();
+        while let Some(node) = cursor.get() {
+            let hit = node
+                .parts()
+                .iter()
+                .any(|p| p.start <= last && start <= p.last);
+            if hit {
+                let node = cursor.remove().expect("the cursor is on a node");
+                self.len -= 1;
+                wake.link(&node, true);
+            } else {
+                cursor.move_next();
+            }
+        }
+    }
+}
+
 /// Nodes granted or notified under the internal mutex, to be woken after it is dropped: by
 /// [`wake_all`](Self::wake_all), or when the list is dropped (also while unwinding, so that no
 /// granted request is left asleep).
 pub(crate) struct WakeList<'a> {
-    list: SinglyLinkedList<WakeAdapter>,
+    list: LinkedList<WakeAdapter>,
     parker: &'a Parker,
 }
 
 impl<'a> WakeList<'a> {
     pub(crate) fn new(parker: &'a Parker) -> Self {
         WakeList {
-            list: SinglyLinkedList::new(WakeAdapter::new()),
+            list: LinkedList::new(WakeAdapter::new()),
             parker,
         }
     }
