@@ -23,8 +23,11 @@
 
 use core::ops::{Deref, DerefMut};
 
+use core::task::Waker;
+
+use super::guard::Place;
 use super::queue::{Mode, Part, State};
-use super::wait::WakeList;
+use super::wait::{WaitNode, WakeList};
 use super::{RangeRwLock, SLOTS};
 use crate::sync::{MutexGuard, Ordering};
 
@@ -53,6 +56,16 @@ pub(super) const LOCKED: u64 = 1 << (2 * SLOTS);
 pub(super) const TREE: u64 = 1 << (2 * SLOTS + 1);
 /// Barging locks: requests wait outside the tree for a release.
 pub(super) const PARKED: u64 = 1 << (2 * SLOTS + 2);
+
+/// What [`RangeRwLock::barge_once`] did.
+pub(super) enum Barge {
+    /// The request holds its ranges there.
+    Held(Place),
+    /// Its node waits in the outside list.
+    Outside,
+    /// Something is in the way and the request may not wait.
+    Refused,
+}
 
 /// What [`RangeRwLock::try_slot`] found.
 pub(super) enum Fast {
@@ -151,18 +164,20 @@ impl RangeRwLock {
         let Some(word) = self.lock_slots_unless(full) else {
             return Fast::Busy;
         };
-        let writer_bit = |i| if mode == Mode::Write { writer(i) } else { 0 };
         if word & ALL_OCCUPIED == 0 {
             // Alone: nothing to check.
             // SAFETY: we own the table until `unlock_slots` lets it go.
             unsafe { self.slots[0].set((start, last)) };
-            self.unlock_slots(word | occupied(0) | writer_bit(0));
+            let writer_bit = if mode == Mode::Write { writer(0) } else { 0 };
+            self.unlock_slots(word | occupied(0) | writer_bit);
             return Fast::Taken(0);
         }
-        self.take_free_slot(word, start, last, mode, writer_bit)
+        self.take_free_slot(word, start, last, mode, 0)
     }
 
-    /// The rest of `try_slot` when other slots are held: check them, take a free one.
+    /// The rest of `try_slot` when other slots are held (and at least one is free): check
+    /// them, take a free one. On a conflict the table is let go with `on_conflict` added to
+    /// the word.
     #[inline(never)]
     fn take_free_slot(
         &self,
@@ -170,8 +185,9 @@ impl RangeRwLock {
         start: u64,
         last: u64,
         mode: Mode,
-        writer_bit: impl Fn(usize) -> u64,
+        on_conflict: u64,
     ) -> Fast {
+        let writer_bit = |i| if mode == Mode::Write { writer(i) } else { 0 };
         let mut free = None;
         for i in 0..SLOTS {
             if word & occupied(i) == 0 {
@@ -181,8 +197,7 @@ impl RangeRwLock {
             // SAFETY: the caller took the table.
             let (s, l) = unsafe { self.slot_range(i) };
             if overlaps(start, last, s, l) && mode.conflicts(Self::slot_mode(word, i)) {
-                // Nothing changed: let the table go as it was.
-                self.unlock_slots(word);
+                self.unlock_slots(word | on_conflict);
                 return Fast::Conflict;
             }
         }
@@ -352,16 +367,70 @@ impl RangeRwLock {
         Tree { lock: self, guard }
     }
 
+    /// Barging locks: one attempt at `parts` (a request of one range if `one`, else a set,
+    /// which is always held in the tree) under the internal mutex. Takes them if nothing is in
+    /// the way; else, if `may_wait`, links `node` (in no list; with `waker` for a task) into
+    /// the outside list, to be notified by a release that overlaps them.
+    ///
+    /// In fast mode, a request of one range that finds a free slot is checked against the slots
+    /// without moving them into the tree, and a conflict sets `PARKED` in the same hold of the
+    /// slot table: a slot holder's release that follows sees it.
+    pub(super) fn barge_once(
+        &self,
+        parts: &[Part],
+        one: bool,
+        node: &WaitNode,
+        waker: Option<&Waker>,
+        may_wait: bool,
+    ) -> Barge {
+        let mut tree = self.lock_state();
+        let wait_outside = |tree: &mut Tree<'_>| {
+            // In no list, and under the mutex: the node and its waker slot are ours.
+            node.reset();
+            if let Some(waker) = waker {
+                node.set_waker(waker);
+            }
+            tree.outside.push(node, parts);
+            Barge::Outside
+        };
+        if let ([part], true) = (parts, one) {
+            let room = |word| word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED;
+            // Under the mutex, fast mode stays fast mode.
+            if let Some(word) = self.lock_slots_unless(room) {
+                let parked = if may_wait { PARKED } else { 0 };
+                match self.take_free_slot(word, part.start, part.last, part.mode, parked) {
+                    Fast::Taken(i) => return Barge::Held(Place::Slot(i)),
+                    Fast::Conflict if may_wait => return wait_outside(&mut tree),
+                    Fast::Conflict | Fast::Busy => return Barge::Refused,
+                }
+            }
+        }
+        self.to_tree(&mut tree, parts.len());
+        if let Some(queued) = tree.enqueue(parts, None, true) {
+            return Barge::Held(Place::Tree(queued.seq));
+        }
+        if !may_wait {
+            return Barge::Refused;
+        }
+        wait_outside(&mut tree)
+    }
+
     /// Locks the internal mutex with the tree in charge, after reserving room for `inserts`
     /// entries (and the slot holders a switch may move): if the lock was in fast mode, every
     /// slot holder is moved into the tree first.
     pub(super) fn lock_tree(&self, inserts: usize) -> Tree<'_> {
         let mut tree = self.lock_state();
+        self.to_tree(&mut tree, inserts);
+        tree
+    }
+
+    /// Under the mutex: [`lock_tree`](Self::lock_tree)'s switch to the tree.
+    fn to_tree(&self, tree: &mut Tree<'_>, inserts: usize) {
         let word = self.word.load(Ordering::Acquire);
         // Every fallible step comes first: after this nothing below allocates.
         tree.reserve(inserts + SLOTS);
         if word & TREE == 0 {
-            let state: &mut State = &mut tree;
+            let state: &mut State = &mut *tree;
             if let Some(word) = self.lock_slots() {
                 for i in 0..SLOTS {
                     if word & occupied(i) != 0 {
@@ -378,7 +447,6 @@ impl RangeRwLock {
                 self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS | PARKED) | TREE);
             }
         }
-        tree
     }
 
     /// Under the mutex in tree mode, with nothing waiting and at most [`SLOTS`] requests held:

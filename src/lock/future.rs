@@ -31,7 +31,7 @@ use core::task::{Context, Poll};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::fast::Fast;
+use super::fast::{Barge, Fast};
 use super::guard::{Held, Hold};
 use super::queue::{Mode, Part};
 use super::wait::{
@@ -228,28 +228,27 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         now: Instant,
         end: Instant,
     ) -> Option<super::guard::Place> {
-        use super::guard::Place;
         if now >= end {
             return self.enqueue(cx);
         }
-        let parts = self.parts();
-        let mut tree = self.lock.lock_tree(parts.len());
-        if let Some(queued) = tree.enqueue(parts, None, true) {
-            return Some(Place::Tree(queued.seq));
+        let one = matches!(self.request, Request::One { .. });
+        match self
+            .lock
+            .barge_once(self.parts(), one, &self.node, Some(cx.waker()), true)
+        {
+            Barge::Held(place) => Some(place),
+            Barge::Outside => {
+                self.phase.set(Phase::Outside(end));
+                None
+            }
+            Barge::Refused => unreachable!("a request that may wait is never refused"),
         }
-        // In no list, and under the mutex: the node and its waker slot are ours.
-        self.node.reset();
-        self.node.set_waker(cx.waker());
-        tree.outside.push(&self.node, parts);
-        self.phase.set(Phase::Outside(end));
-        None
     }
 
     /// A later poll of a request waiting outside the tree (barging locks): tries again once
     /// notified; otherwise the waker of `cx` is the one a notification will wake.
     #[inline(never)]
     fn retry(&self, cx: &mut Context<'_>, end: Instant) -> Option<super::guard::Place> {
-        use super::guard::Place;
         let lock = &*self.lock;
         loop {
             match self.node.state() {
@@ -265,15 +264,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 }
             }
         }
-        if let Request::One {
-            span: Span::Range { start, last },
-            mode,
-        } = self.request
-        {
-            if let Fast::Taken(i) = lock.try_slot(start, last, mode) {
-                return Some(Place::Slot(i));
-            }
-        }
+        // Straight to the mutex: `barge_once` tries the slots too.
         self.barge(cx, Instant::now(), end)
     }
 

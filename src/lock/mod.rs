@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::range::Span;
 use crate::sync::{AtomicU64, Mutex, Park, Parker, UnsafeCell};
 
-use fast::Fast;
+use fast::{Barge, Fast};
 pub(crate) use future::Acquire;
 pub use future::{OwnedReadFuture, OwnedWriteFuture, ReadFuture, WriteFuture};
 pub(crate) use guard::Held;
@@ -794,23 +794,25 @@ impl RangeRwLock {
     fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<Place> {
         let parts = [Part { start, last, mode }];
         match (self.handoff(), wait) {
-            (Some(handoff), Wait::Forever | Wait::Until(_)) => self.barge(&parts, handoff, wait),
+            (Some(handoff), Wait::Forever | Wait::Until(_)) => {
+                self.barge(&parts, true, handoff, wait)
+            }
             _ => self.acquire_parts(&parts, wait).map(Place::Tree),
         }
     }
 
-    /// Barging locks: acquires `parts` (one range, or a set) without queueing while the
+    /// Barging locks: acquires `parts` (one range if `one`, else a set) without queueing while the
     /// request is within its hand-off window, which opens at its first conflict: it spins a
     /// little, then waits outside the tree until a request in its way leaves, and tries again.
     /// Once the window has closed it queues in FIFO order like any request of a strict lock.
     // Under loom `BARGE_SPINS` is 0, so the spin phase is skipped.
     #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
-    fn barge(&self, parts: &[Part], handoff: Duration, wait: Wait) -> Option<Place> {
+    fn barge(&self, parts: &[Part], one: bool, handoff: Duration, wait: Wait) -> Option<Place> {
         let node = WaitNode::new();
         let mut window: Option<Instant> = None;
         let mut spins = 0;
         loop {
-            if let [part] = parts {
+            if let ([part], true) = (parts, one) {
                 match self.try_slot(part.start, part.last, part.mode) {
                     Fast::Taken(i) => return Some(Place::Slot(i)),
                     // The holder is likely running: its release is a few instructions away.
@@ -828,16 +830,11 @@ impl RangeRwLock {
             if now >= end {
                 return self.acquire_parts(parts, wait).map(Place::Tree);
             }
-            {
-                let mut tree = self.lock_tree(parts.len());
-                if let Some(queued) = tree.enqueue(parts, None, true) {
-                    return Some(Place::Tree(queued.seq));
-                }
-                if wait.deadline().is_some_and(|deadline| now >= deadline) {
-                    return None;
-                }
-                node.reset();
-                tree.outside.push(&node, parts);
+            let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
+            match self.barge_once(parts, one, &node, None, may_wait) {
+                Barge::Held(place) => return Some(place),
+                Barge::Refused => return None,
+                Barge::Outside => {}
             }
             // Leaves the outside list however this ends (even unwinding).
             let outside = OutsideWait {
@@ -853,7 +850,10 @@ impl RangeRwLock {
                 if wait.deadline().is_some_and(|deadline| deadline <= end) {
                     // Not queued: nothing to give back. One last try, as a timed request
                     // that is granted at its deadline would be.
-                    return self.try_once(parts);
+                    return match self.barge_once(parts, one, &node, None, false) {
+                        Barge::Held(place) => Some(place),
+                        Barge::Outside | Barge::Refused => None,
+                    };
                 }
                 // The window closed (loom makes every timed park time out at once: this
                 // ends its model after one wait outside).
@@ -861,17 +861,6 @@ impl RangeRwLock {
             }
             spins = 0;
         }
-    }
-
-    /// A request that neither waits nor queues: the slot, else the tree if nothing is ahead.
-    fn try_once(&self, parts: &[Part]) -> Option<Place> {
-        if let [part] = parts {
-            if let Fast::Taken(i) = self.try_slot(part.start, part.last, part.mode) {
-                return Some(Place::Slot(i));
-            }
-        }
-        let queued = self.lock_tree(parts.len()).enqueue(parts, None, true)?;
-        Some(Place::Tree(queued.seq))
     }
 
     /// Takes `node` out of the outside list, or waits until the releasing thread that took it
@@ -890,7 +879,7 @@ impl RangeRwLock {
         } else {
             match (self.handoff(), wait) {
                 (Some(handoff), Wait::Forever | Wait::Until(_)) => {
-                    match self.barge(set.parts(), handoff, wait)? {
+                    match self.barge(set.parts(), false, handoff, wait)? {
                         Place::Tree(seq) => seq,
                         Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
                     }

@@ -331,6 +331,28 @@ fn a_barging_waiter_is_passed_within_its_window_and_queues_after_it() {
     }
 }
 
+/// A set is held in the tree even when it has one range and a barging lock finds a slot free
+/// for it: its guard releases it there.
+#[test]
+fn a_barging_lock_holds_a_set_of_one_range_in_the_tree() {
+    let lock = RangeRwLock::barging(Duration::from_secs(1));
+    let set = crate::RangeSet::new().write(0..10);
+    for _ in 0..2 {
+        let guard = lock.lock_set(&set);
+        assert!(lock.try_read(5..6).is_none());
+        drop(guard);
+        assert!(!lock.is_locked(..));
+    }
+    let held = lock.read(0..1);
+    thread::scope(|s| {
+        let waiter = s.spawn(|| drop(lock.lock_set(&set)));
+        eventually("the set waits", || lock.waiting() == 1);
+        drop(held);
+        waiter.join().unwrap();
+    });
+    assert!(!lock.is_locked(..));
+}
+
 #[test]
 fn barging_never_passes_a_holder() {
     let lock = RangeRwLock::barging(Duration::from_secs(1));
