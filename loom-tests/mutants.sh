@@ -75,7 +75,7 @@ mutant slot-release-ignores-parked src/lock/fast.rs \
   a_barging_future_waiting_outside_is_woken_by_the_release future
 mutant demote-drops-parked src/lock/fast.rs \
   's/let mut new = word & \(ALL_OCCUPIED \| ALL_WRITERS \| PARKED\);/let mut new = word \& (ALL_OCCUPIED | ALL_WRITERS);/' \
-  a_barging_future_waiting_outside_is_woken_by_the_release future
+  a_barging_future_is_woken_after_the_lock_returns_to_the_slots future
 mutant dropped-future-keeps-its-grant src/lock/future.rs \
   's/if self.lock.give_up\(&self.node\) \{/if self.lock.give_up(\&self.node) \&\& false {/' \
   a_pending_future_dropped_while_a_release_grants_it future

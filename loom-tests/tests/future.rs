@@ -181,3 +181,32 @@ fn a_barging_future_dropped_while_a_release_notifies_it() {
         assert!(lock.try_write(..).is_some());
     });
 }
+
+/// Barging: a future waits outside while the lock is in tree mode (three holders); a release
+/// that takes the lock back to the slots races the release of the holder in its way, which
+/// then releases from its slot and must still see `PARKED`.
+#[test]
+fn a_barging_future_is_woken_after_the_lock_returns_to_the_slots() {
+    model(|| {
+        let lock = std::sync::Arc::new(RangeRwLock::barging(std::time::Duration::from_secs(3600)));
+        let in_the_way = lock.write_arc(0..10);
+        let other = lock.read_arc(20..30);
+        let third = lock.read_arc(40..50); // no slot left: tree mode
+        let (count, waker) = counting();
+        let mut fut = pin!(lock.write_async(5..15));
+        assert!(poll(fut.as_mut(), &waker).is_pending());
+        let releaser = thread::spawn(move || drop(in_the_way));
+        drop(third); // back to the slots, unless the releaser went first
+        releaser.join().unwrap();
+        assert_eq!(
+            count.0.load(SeqCst),
+            1,
+            "the release did not wake the waiter"
+        );
+        let Poll::Ready(g) = poll(fut.as_mut(), &waker) else {
+            panic!("woken, but the range is still taken")
+        };
+        drop((g, other));
+        assert!(!lock.is_locked(..));
+    });
+}
