@@ -21,9 +21,10 @@
 //! - `mixed_8threads` (workload W5): eight threads, each operation a 4 to 64 KiB range (whole
 //!   pages) at a random page-aligned offset, wholly inside the first MiB; one in ten is a write,
 //!   the rest reads; tiny critical section. Each thread draws its operations from a splitmix64
-//!   stream seeded by its index, so every row sees the same sequences. `rangelock` and `naive`
-//!   take reads shared; `range_mutex` and `range_lock` (over a 1 MiB `Vec`) lock every
-//!   operation exclusive; `parking_lot` and `std` read- or write-lock the whole.
+//!   stream seeded by its index, so every row sees the same sequences. `rangelock`,
+//!   `rangelock_barging` (1 ms) and `naive` take reads shared; `range_mutex` and `range_lock`
+//!   (over a 1 MiB `Vec`) lock every operation exclusive; `parking_lot` and `std` read- or
+//!   write-lock the whole.
 //! - `io_32threads` (workload W6): 32 threads, each write-locking its own 4 KiB range and
 //!   sleeping 20 µs inside (`thread::sleep`, standing in for IO; the kernel's timer slack makes
 //!   it longer); `parking_lot` write-locks the whole, so its sleeps run one at a time. Ten flat
@@ -561,11 +562,14 @@ fn mixed_8threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("mixed_8threads");
     g.throughput(Throughput::Elements(THREADS as u64));
 
-    let lock = RangeRwLock::new();
-    bench_threads(&mut g, "rangelock", THREADS, |t| match mixed_op(t) {
-        (r, true) => hold(lock.write(r)),
-        (r, false) => hold(lock.read(r)),
-    });
+    let fifo = RangeRwLock::new();
+    let barging = RangeRwLock::barging(Duration::from_millis(1));
+    for (name, lock) in [("rangelock", &fifo), ("rangelock_barging", &barging)] {
+        bench_threads(&mut g, name, THREADS, |t| match mixed_op(t) {
+            (r, true) => hold(lock.write(r)),
+            (r, false) => hold(lock.read(r)),
+        });
+    }
     let lock = RangeMutex::new(vec![0u8; space]);
     bench_threads(&mut g, "range_mutex", THREADS, |t| {
         hold(lock.lock(usize_range(mixed_op(t).0)));

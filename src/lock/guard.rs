@@ -109,7 +109,7 @@ impl<L: Deref<Target = RangeRwLock>> Held<L> {
 }
 
 impl<L: Deref<Target = RangeRwLock>> Drop for Held<L> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.lock.release(&self.hold);
     }

@@ -290,6 +290,7 @@ impl RangeRwLock {
     /// assert_eq!(b.range(), 0..=u64::MAX);
     /// ```
     #[track_caller]
+    #[inline(always)]
     pub fn read(&self, range: impl RangeBounds<u64>) -> RangeReadGuard<'_> {
         let hold = self.acquire(&range, Mode::Read, Wait::Forever);
         RangeReadGuard(Held::new(
@@ -314,6 +315,7 @@ impl RangeRwLock {
     /// drop(w);
     /// ```
     #[track_caller]
+    #[inline(always)]
     pub fn write(&self, range: impl RangeBounds<u64>) -> RangeWriteGuard<'_> {
         let hold = self.acquire(&range, Mode::Write, Wait::Forever);
         RangeWriteGuard(Held::new(
@@ -333,6 +335,7 @@ impl RangeRwLock {
     /// # drop(w);
     /// ```
     #[track_caller]
+    #[inline(always)]
     pub fn try_read(&self, range: impl RangeBounds<u64>) -> Option<RangeReadGuard<'_>> {
         let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
         Some(RangeReadGuard(Held::new(self, hold)))
@@ -349,6 +352,7 @@ impl RangeRwLock {
     /// # drop(r);
     /// ```
     #[track_caller]
+    #[inline(always)]
     pub fn try_write(&self, range: impl RangeBounds<u64>) -> Option<RangeWriteGuard<'_>> {
         let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
         Some(RangeWriteGuard(Held::new(self, hold)))
@@ -963,7 +967,7 @@ impl RangeRwLock {
     }
 
     /// Releases what `hold` holds.
-    #[inline]
+    #[inline(always)]
     fn release(&self, hold: &Hold) {
         match hold.place() {
             Place::Empty => {}
