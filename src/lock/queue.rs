@@ -264,11 +264,20 @@ impl State {
     }
 
     /// Barging locks: a request at `[start, last]` left (or was downgraded); the requests
-    /// waiting outside the tree that it may have been in the way of try again.
+    /// waiting outside the tree that it may have been in the way of try again, unless an entry
+    /// in the tree (granted, or queued after its hand-off window) still conflicts with them:
+    /// waking them would only add runnable threads while that entry's owner needs a CPU, and
+    /// they are looked at again when it leaves.
     #[inline]
     pub(crate) fn notify_outside(&mut self, start: u64, last: u64, wake: &mut WakeList<'_>) {
         if self.outside.len() != 0 {
-            self.outside.notify(start, last, wake);
+            let tree = &self.tree;
+            let blocked = |parts: &[Part]| {
+                parts
+                    .iter()
+                    .any(|p| tree.any_overlap(p.start, p.last, |e| p.mode.conflicts(e.mode())))
+            };
+            self.outside.notify(start, last, blocked, wake);
         }
     }
 

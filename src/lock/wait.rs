@@ -227,14 +227,19 @@ impl Outside {
     }
 
     /// Under the internal mutex: moves every request with a part overlapping `[start, last]`
-    /// into `wake`, to be notified.
-    pub(crate) fn notify(&mut self, start: u64, last: u64, wake: &mut WakeList<'_>) {
+    /// into `wake`, to be notified, unless `blocked(parts)` says that something still in the
+    /// way would only send it back (its entry leaving will look at it again).
+    pub(crate) fn notify(
+        &mut self,
+        start: u64,
+        last: u64,
+        blocked: impl Fn(&[Part]) -> bool,
+        wake: &mut WakeList<'_>,
+    ) {
         let mut cursor = self.list.front_mut();
         while let Some(node) = cursor.get() {
-            let hit = node
-                .parts()
-                .iter()
-                .any(|p| p.start <= last && start <= p.last);
+            let parts = node.parts();
+            let hit = parts.iter().any(|p| p.start <= last && start <= p.last) && !blocked(parts);
             if hit {
                 let node = cursor.remove().expect("the cursor is on a node");
                 self.len -= 1;
