@@ -294,7 +294,20 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 }
 
 impl<L: Deref<Target = RangeRwLock> + Clone> Drop for Acquire<L> {
+    // Inline, so that dropping a future that is done (the usual case) costs a compare.
+    #[inline(always)]
     fn drop(&mut self) {
+        if !matches!(self.phase.get(), Phase::Start | Phase::Done) {
+            self.give_up();
+        }
+    }
+}
+
+impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
+    /// `Drop` of a future that is queued or waits outside the tree.
+    #[cold]
+    #[inline(never)]
+    fn give_up(&mut self) {
         match self.phase.get() {
             Phase::Queued(seq) => {
                 // Leaves the queue, or, if it was granted meanwhile, releases the request
