@@ -28,6 +28,23 @@ fn poll<F: Future>(fut: std::pin::Pin<&mut F>, waker: &Waker) -> Poll<F::Output>
     fut.poll(&mut Context::from_waker(waker))
 }
 
+/// A future that waited must have been woken exactly once, and then be granted.
+fn woken_and_granted<F: Future>(
+    fut: std::pin::Pin<&mut F>,
+    count: &Count,
+    waker: &Waker,
+) -> F::Output {
+    assert_eq!(
+        count.0.load(SeqCst),
+        1,
+        "the release did not wake the waiter"
+    );
+    match poll(fut, waker) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("woken, but the range is still taken"),
+    }
+}
+
 #[test]
 fn a_pending_future_dropped_while_a_release_grants_it() {
     model(|| {
@@ -146,15 +163,7 @@ fn a_barging_future_waiting_outside_is_woken_by_the_release() {
         let mut fut = pin!(lock.write_async(5..15));
         if poll(fut.as_mut(), &waker).is_pending() {
             releaser.join().unwrap();
-            assert_eq!(
-                count.0.load(SeqCst),
-                1,
-                "the release did not wake the waiter"
-            );
-            let Poll::Ready(g) = poll(fut.as_mut(), &waker) else {
-                panic!("woken, but the range is still taken")
-            };
-            drop(g);
+            drop(woken_and_granted(fut.as_mut(), &count, &waker));
         } else {
             releaser.join().unwrap();
         }
@@ -198,15 +207,7 @@ fn a_barging_future_is_woken_after_the_lock_returns_to_the_slots() {
         let releaser = thread::spawn(move || drop(in_the_way));
         drop(third); // back to the slots, unless the releaser went first
         releaser.join().unwrap();
-        assert_eq!(
-            count.0.load(SeqCst),
-            1,
-            "the release did not wake the waiter"
-        );
-        let Poll::Ready(g) = poll(fut.as_mut(), &waker) else {
-            panic!("woken, but the range is still taken")
-        };
-        drop((g, other));
+        drop((woken_and_granted(fut.as_mut(), &count, &waker), other));
         assert!(!lock.is_locked(..));
     });
 }
