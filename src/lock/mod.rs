@@ -70,6 +70,18 @@ impl Wait {
     }
 }
 
+/// A value aligned to a cache line of its own.
+#[repr(align(64))]
+struct OwnLine<T>(T);
+
+impl<T> core::ops::Deref for OwnLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A published fast-path range, `(start, last)`.
 struct Slot(UnsafeCell<(u64, u64)>);
 
@@ -193,8 +205,10 @@ pub struct RangeRwLock {
     word: AtomicU64,
     /// The ranges of the fast-path holders.
     slots: [Slot; SLOTS],
-    /// The tree and its accounting, allocated the first time requests conflict.
-    state: Mutex<Option<Box<State>>>,
+    /// The tree and its accounting, allocated the first time requests conflict. On a cache
+    /// line of its own: requests that queue or wait take the mutex without moving the fast
+    /// path's line away from a running holder.
+    state: OwnLine<Mutex<Option<Box<State>>>>,
     /// Barging: the hand-off deadline in nanoseconds; 0 for strict FIFO.
     handoff_nanos: u64,
     parker: Parker,
@@ -220,7 +234,7 @@ impl RangeRwLock {
         RangeRwLock {
             word: AtomicU64::new(0),
             slots: [const { Slot::new() }; SLOTS],
-            state: Mutex::new(None),
+            state: OwnLine(Mutex::new(None)),
             handoff_nanos: 0,
             parker: Parker::new(),
         }
@@ -233,7 +247,7 @@ impl RangeRwLock {
         RangeRwLock {
             word: AtomicU64::new(0),
             slots: core::array::from_fn(|_| Slot::new()),
-            state: Mutex::new(None),
+            state: OwnLine(Mutex::new(None)),
             handoff_nanos: 0,
             parker: Parker::new(),
         }
