@@ -305,8 +305,15 @@ fn a_barging_waiter_is_passed_within_its_window_and_queues_after_it() {
         };
         let lock = RangeRwLock::barging(handoff);
         let held = lock.write(0..10);
+        // The waiter holds its range until the gate, so that a range found free below is
+        // never one the waiter already had and let go.
+        let gate = std::sync::Barrier::new(2);
         thread::scope(|s| {
-            let waiter = s.spawn(|| lock.write(5..6).range());
+            let waiter = s.spawn(|| {
+                let guard = lock.write(5..6);
+                gate.wait();
+                guard.range()
+            });
             let outside = || lock.lock_state().outside.len();
             eventually("the waiter waits outside", || outside() == 1);
             if window_closes {
@@ -324,6 +331,7 @@ fn a_barging_waiter_is_passed_within_its_window_and_queues_after_it() {
                     None => assert!(lock.is_locked(5..6), "neither holds"),
                 }
             }
+            gate.wait();
             assert_eq!(waiter.join().unwrap(), 5..=5);
         });
         assert_eq!(lock.waiting(), 0);
