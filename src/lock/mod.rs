@@ -148,15 +148,17 @@ const SPINS: u32 = 0;
 ///
 /// # Progress and cost
 ///
-/// Every request, granted or waiting, is a node of an interval tree behind a small internal
-/// mutex that is held only to count or un-count conflicts (O(log n + k) for n queued requests
-/// and k overlapping ones), never while a thread sleeps. A waiting thread first watches for its
-/// grant briefly (spinning, then yielding), since a hand-off often comes within microseconds,
-/// then parks through `parking_lot_core`; it is woken after the internal mutex is dropped.
-/// Either way it is granted in FIFO order: spinning changes who is awake, not who is next.
-/// Acquiring and releasing
-/// do not allocate once the tree's slab has grown to the largest number of requests ever
-/// queued at once.
+/// While nothing conflicts, up to two requests hold the lock through slots in one word, with a
+/// compare-exchange each way. Otherwise every request, granted or waiting, is a node of an
+/// interval tree behind a small internal mutex that is held only to count or un-count
+/// conflicts (O(log n + k) for n queued requests and k overlapping ones), never while a thread
+/// sleeps. A waiting thread first watches for its grant briefly (spinning, then yielding),
+/// since a hand-off often comes within microseconds, then parks through `parking_lot_core`; it
+/// is woken after the internal mutex is dropped. Either way it is granted in FIFO order:
+/// spinning changes who is awake, not who is next. (A barging lock's requests wait outside the
+/// tree until their hand-off deadline: see [`barging`](Self::barging).) Acquiring and
+/// releasing do not allocate once the tree's slab has grown to the largest number of requests
+/// ever queued at once.
 ///
 /// # Differences from `RwLock`
 ///
