@@ -65,7 +65,7 @@ mutant downgrade-wakes-nobody src/lock/queue.rs \
   's/self.unblock_where\(part.start, part.last, was, \|e\| e.mode\(\) == Mode::Read, wake\);/let _ = was;/' \
   downgrade_lets_a_queued_reader_in
 mutant release-ignores-move src/lock/fast.rs \
-  's/if word & TREE != 0 \{\n(\s*)return self.release_moved\(i, start\);/if false {\n$1return self.release_moved(i, start);/' \
+  's/if word & TREE != 0 \{\n(\s*)return self.release_moved\(i, start, last\);/if false {\n$1return self.release_moved(i, start, last);/' \
   a_lone_holder_racing_the_request_that_moves_it
 mutant release-skips-outside-waiters src/lock/queue.rs \
   's/if self.outside.len\(\) != 0 \{/if false {/' \
@@ -97,7 +97,7 @@ mutant writeback-unserialised src/mm/mod.rs \
   two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store mm
 
 mutant read-fills-without-lock src/mm/mod.rs \
-  's/let held = self.lock_shared\(pages_of\(at, end\)\);/let held = self.lock_shared(LAST_PAGE..=LAST_PAGE);/' \
+  's/let held = self.lock_shared\(first..=fill_end\);/let held = self.lock_shared(LAST_PAGE..=LAST_PAGE);/' \
   a_read_hit_racing_a_punch_never_sees_a_reused_block mm
 
 echo "$caught caught, $missed missed"
