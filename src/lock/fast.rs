@@ -255,13 +255,16 @@ impl RangeRwLock {
         let mut wake = WakeList::new(&self.parker);
         {
             let mut tree = self.lock_state();
+            // Leaving the tree notifies the requests outside it; back in its slot, it must.
             if self.word.load(Ordering::Relaxed) & TREE != 0 {
                 let seq = tree.moved[i];
                 let left = tree.leave_one(start, seq, &mut wake);
                 debug_assert!(left, "a moved slot holder is in the tree");
+                self.vacate(&mut tree, i);
+            } else {
+                self.vacate(&mut tree, i);
+                tree.notify_outside(start, last, &mut wake);
             }
-            self.vacate(&mut tree, i);
-            tree.notify_outside(start, last, &mut wake);
         }
         wake.wake_all();
     }
@@ -300,6 +303,7 @@ impl RangeRwLock {
                 let mut wake = WakeList::new(&self.parker);
                 {
                     let mut tree = self.lock_state();
+                    // As in `release_moved`: the tree's downgrade notifies; a slot's must.
                     if self.word.load(Ordering::Relaxed) & TREE != 0 {
                         let seq = tree.moved[i];
                         let part = Part {
@@ -308,9 +312,11 @@ impl RangeRwLock {
                             mode: Mode::Write,
                         };
                         tree.downgrade(part, seq, &mut wake);
+                        self.clear_slot_bits(writer(i));
+                    } else {
+                        self.clear_slot_bits(writer(i));
+                        tree.notify_outside(start, last, &mut wake);
                     }
-                    self.clear_slot_bits(writer(i));
-                    tree.notify_outside(start, last, &mut wake);
                 }
                 wake.wake_all();
                 return;

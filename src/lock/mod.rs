@@ -812,12 +812,17 @@ impl RangeRwLock {
     /// waits outside it). Returns where it is held once granted.
     #[inline(never)]
     fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<Place> {
-        let parts = [Part { start, last, mode }];
+        self.acquire_request(&[Part { start, last, mode }], true, wait)
+    }
+
+    /// Acquires `parts` (one range if `one`, else a set, which is held in the tree): a barging
+    /// lock's request that may wait barges, any other queues in the tree.
+    fn acquire_request(&self, parts: &[Part], one: bool, wait: Wait) -> Option<Place> {
         match (self.handoff(), wait) {
             (Some(handoff), Wait::Forever | Wait::Until(_)) => {
-                self.barge(&parts, true, handoff, wait)
+                self.barge(parts, one, handoff, wait)
             }
-            _ => self.acquire_parts(&parts, wait).map(Place::Tree),
+            _ => self.acquire_parts(parts, wait).map(Place::Tree),
         }
     }
 
@@ -897,14 +902,9 @@ impl RangeRwLock {
         let seq = if set.is_empty() {
             0
         } else {
-            match (self.handoff(), wait) {
-                (Some(handoff), Wait::Forever | Wait::Until(_)) => {
-                    match self.barge(set.parts(), false, handoff, wait)? {
-                        Place::Tree(seq) => seq,
-                        Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
-                    }
-                }
-                _ => self.acquire_parts(set.parts(), wait)?,
+            match self.acquire_request(set.parts(), false, wait)? {
+                Place::Tree(seq) => seq,
+                Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
             }
         };
         Some(RangeSetGuard::new(self, set, seq))
