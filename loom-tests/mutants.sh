@@ -88,6 +88,12 @@ mutant slot-release-relaxed src/lock/fast.rs \
 mutant set-checks-its-first-range-only src/lock/queue.rs \
   's/let mut blocking = 0;\n(\s*)for part in parts \{/let mut blocking = 0;\n${1}for part in \&parts[..1] {/' \
   a_set_request_that_partly_overlaps_two_holders future
+mutant notified-drop-keeps-notification src/lock/queue.rs \
+  's/for part in parts \{\n(\s*)self.notify_outside/for part in \&parts[..0] {\n$1self.notify_outside/' \
+  a_notified_barging_future_dropped_passes_its_notification_on future
+mutant cover-ignores-range src/lock/wait.rs \
+  's/l.mode == Mode::Write && l.start <= n.start && n.last <= l.last/l.mode == Mode::Write/' \
+  a_notified_future_covers_only_requests_inside_its_range future
 mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \
   a_fault_racing_a_punch_never_sees_a_reused_block_with_the_range_lock mm

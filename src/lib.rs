@@ -119,8 +119,10 @@
 //! waiting thread watches its grant flag briefly before it parks; it is woken after the mutex
 //! is released. A waiting future is woken through its `Waker`. A barging lock keeps a request
 //! that would wait out of the tree until its hand-off deadline: it waits in a side list and
-//! tries again at each overlapping release, so on a hot range a running thread takes a free
-//! range through the slots.
+//! tries again when an overlapping release notifies it, so on a hot range a running thread
+//! takes a free range through the slots. A release notifies one of the writers waiting for
+//! the same range, not all of them: the others wait for it to take the range or to wait again,
+//! and until then releases of that range stay on the fast path.
 //!
 //! Disjoint ranges scale with the work done under the lock (two threads with ~1 us of work
 //! each reach about 2.4x one rwsem). On a single hot range, strict FIFO hands the lock to a

@@ -211,3 +211,48 @@ fn a_barging_future_is_woken_after_the_lock_returns_to_the_slots() {
         assert!(!lock.is_locked(..));
     });
 }
+
+/// Barging: two futures wait outside for the same range. The release notifies only the first
+/// (the second, a writer of the same range, is covered by it); the first is dropped, racing
+/// that release, and must pass the notification on, so that the second is woken and granted.
+#[test]
+fn a_notified_barging_future_dropped_passes_its_notification_on() {
+    model(|| {
+        let lock = std::sync::Arc::new(RangeRwLock::barging(std::time::Duration::from_secs(3600)));
+        let held = lock.write_arc(0..10);
+        let (_, first_waker) = counting();
+        let mut first = Box::pin(lock.write_async(0..10));
+        assert!(poll(first.as_mut(), &first_waker).is_pending());
+        let (count, waker) = counting();
+        let mut second = pin!(lock.write_async(0..10));
+        assert!(poll(second.as_mut(), &waker).is_pending());
+        let releaser = thread::spawn(move || drop(held));
+        drop(first);
+        releaser.join().unwrap();
+        drop(woken_and_granted(second.as_mut(), &count, &waker));
+        assert_eq!(lock.waiting(), 0);
+        assert!(!lock.is_locked(..));
+    });
+}
+
+/// Barging: a notified future covers (stands in for) only the requests inside its range. Two
+/// holders of disjoint ranges release, one after the other, while a future waits for each:
+/// both must be woken, although the first is notified and has not come back yet.
+#[test]
+fn a_notified_future_covers_only_requests_inside_its_range() {
+    model(|| {
+        let lock = std::sync::Arc::new(RangeRwLock::barging(std::time::Duration::from_secs(3600)));
+        let (h1, h2) = (lock.write_arc(0..10), lock.write_arc(20..30));
+        let (count_a, waker_a) = counting();
+        let mut a = pin!(lock.write_async(0..10));
+        assert!(poll(a.as_mut(), &waker_a).is_pending());
+        let (count_b, waker_b) = counting();
+        let mut b = pin!(lock.write_async(20..30));
+        assert!(poll(b.as_mut(), &waker_b).is_pending());
+        let releaser = thread::spawn(move || drop((h1, h2)));
+        releaser.join().unwrap();
+        let guard_b = woken_and_granted(b.as_mut(), &count_b, &waker_b);
+        drop((woken_and_granted(a.as_mut(), &count_a, &waker_a), guard_b));
+        assert!(!lock.is_locked(..));
+    });
+}

@@ -14,7 +14,9 @@
 //! slots (`demote`); a guard whose request moved finds it under the mutex.
 //!
 //! Barging locks add `PARKED`: set while requests wait outside the tree (see `queue.rs`), so
-//! that a slot holder that releases (or downgrades) takes the slow path and notifies them.
+//! that a slot holder that releases (or downgrades) takes the slow path and notifies them;
+//! clear while every one of them is covered by a notified request that has not come back
+//! (`Outside::needs_parked`), which is what lets a hot range's holder stay on the fast path.
 //! It is set and cleared only under the internal mutex, from the outside list, and kept by
 //! every other change of the word.
 //!
@@ -389,8 +391,11 @@ impl RangeRwLock {
         waker: Option<&Waker>,
         may_wait: bool,
     ) -> Barge {
+        let mut wake = WakeList::new(&self.parker);
         let mut tree = self.lock_state();
+        // A notified request is back (after any step that may fail).
         let wait_outside = |tree: &mut Tree<'_>| {
+            tree.outside.returned(node);
             // In no list, and under the mutex: the node and its waker slot are ours.
             node.reset();
             if let Some(waker) = waker {
@@ -399,24 +404,34 @@ impl RangeRwLock {
             tree.outside.push(node, parts);
             Barge::Outside
         };
+        let held = |tree: &mut Tree<'_>, place| {
+            tree.outside.returned(node);
+            Barge::Held(place)
+        };
+        let refused = |tree: &mut Tree<'_>, wake: &mut WakeList<'_>| {
+            if tree.outside.returned(node) {
+                tree.pass_on(parts, wake);
+            }
+            Barge::Refused
+        };
         if let ([part], true) = (parts, one) {
             let room = |word| word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED;
             // Under the mutex, fast mode stays fast mode.
             if let Some(word) = self.lock_slots_unless(room) {
                 let parked = if may_wait { PARKED } else { 0 };
-                match self.take_free_slot(word, part.start, part.last, part.mode, parked) {
-                    Fast::Taken(i) => return Barge::Held(Place::Slot(i)),
-                    Fast::Conflict if may_wait => return wait_outside(&mut tree),
-                    Fast::Conflict | Fast::Busy => return Barge::Refused,
-                }
+                return match self.take_free_slot(word, part.start, part.last, part.mode, parked) {
+                    Fast::Taken(i) => held(&mut tree, Place::Slot(i)),
+                    Fast::Conflict if may_wait => wait_outside(&mut tree),
+                    Fast::Conflict | Fast::Busy => refused(&mut tree, &mut wake),
+                };
             }
         }
         self.to_tree(&mut tree, parts.len());
         if let Some(queued) = tree.enqueue(parts, None, true) {
-            return Barge::Held(Place::Tree(queued.seq));
+            return held(&mut tree, Place::Tree(queued.seq));
         }
         if !may_wait {
-            return Barge::Refused;
+            return refused(&mut tree, &mut wake);
         }
         wait_outside(&mut tree)
     }
@@ -530,7 +545,11 @@ impl Drop for Tree<'_> {
         let state: &mut State = self;
         state.trim();
         // `PARKED` follows the outside list (only the mutex holder sets or clears it).
-        let parked = if state.outside.len() != 0 { PARKED } else { 0 };
+        let parked = if state.outside.needs_parked() {
+            PARKED
+        } else {
+            0
+        };
         let word = lock.word.load(Ordering::Relaxed);
         if word & TREE != 0 {
             if word & PARKED != parked {

@@ -207,6 +207,9 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         let parts = self.parts();
         let queued = {
             let mut tree = self.lock.lock_tree(parts.len());
+            // A notified request that queues is back: its entries stop whoever it was
+            // notified in place of.
+            tree.outside.returned(&self.node);
             // Not queued yet, and under the mutex: the waker slot is ours.
             self.node.reset();
             self.node.set_waker(cx.waker());
@@ -317,8 +320,8 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                     self.lock.release_request(self.parts(), seq);
                 }
             }
-            // Holds nothing: only the node must leave the outside list.
-            Phase::Outside(_) => self.lock.leave_outside(&self.node),
+            // Holds nothing: the node leaves the outside list, or passes its notification on.
+            Phase::Outside(_) => self.lock.give_up_outside(&self.node, self.parts()),
             Phase::Start | Phase::Done => {}
         }
     }

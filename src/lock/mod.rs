@@ -29,6 +29,7 @@ use guard::{Hold, Place};
 pub(crate) use queue::Mode;
 use queue::{Part, State};
 pub use set::{RangeSet, RangeSetGuard, SetFuture};
+use wait::Outside;
 use wait::{wait_unlinked, WaitNode, WakeList, GRANTED, WAITING};
 
 /// Requests that can hold the lock without the tree (see `fast.rs`).
@@ -266,6 +267,12 @@ impl RangeRwLock {
     /// stays bounded by about `handoff` plus the requests queued ahead of it. No request ever
     /// passes one that holds the lock. `try_*` requests pass waiters that have not queued yet.
     /// `handoff` of zero is strict FIFO; more than an hour counts as an hour.
+    ///
+    /// A release wakes one of several writers that wait for the same range, not all of them:
+    /// the others (each waiting for a range that contains the woken one's) are woken once it
+    /// has tried again and failed, or has held and released the range, or has given up. So a
+    /// woken future that its owner neither polls nor drops keeps those writers waiting, as a
+    /// granted but unpolled future of a FIFO lock keeps its range.
     ///
     /// ```
     /// use std::time::Duration;
@@ -834,12 +841,22 @@ impl RangeRwLock {
     #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
     fn barge(&self, parts: &[Part], one: bool, handoff: Duration, wait: Wait) -> Option<Place> {
         let node = WaitNode::new();
+        // Once notified, the request is out until it is back under the mutex; if this ends
+        // (even unwinding) before, it passes the notification on.
+        let notified = Notified {
+            lock: self,
+            node: &node,
+            parts,
+        };
         let mut window: Option<Instant> = None;
         let mut spins = 0;
         loop {
             if let ([part], true) = (parts, one) {
                 match self.try_slot(part.start, part.last, part.mode) {
-                    Fast::Taken(i) => return Some(Place::Slot(i)),
+                    Fast::Taken(i) => {
+                        notified.back();
+                        return Some(Place::Slot(i));
+                    }
                     // The holder is likely running: its release is a few instructions away.
                     Fast::Conflict if spins < BARGE_SPINS => {
                         spins += 1;
@@ -853,6 +870,7 @@ impl RangeRwLock {
             let now = Instant::now();
             let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
             if now >= end {
+                notified.back();
                 return self.acquire_parts(parts, wait).map(Place::Tree);
             }
             let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
@@ -889,12 +907,32 @@ impl RangeRwLock {
     }
 
     /// Takes `node` out of the outside list, or waits until the releasing thread that took it
-    /// out has let it go: then nobody else refers to it.
+    /// out has let it go: then nobody else refers to it but the `notified` list, if it was
+    /// notified.
     fn leave_outside(&self, node: &WaitNode) {
-        if node.state() == WAITING {
-            self.lock_state().outside.unlink(node);
+        if node.state() == WAITING && self.lock_state().outside.unlink(node) {
+            return;
         }
         wait_unlinked(&self.parker, node);
+    }
+
+    /// A request that waited outside the tree (for `parts`) gives up: its node leaves the
+    /// list, or, if it was notified, it passes the notification on.
+    fn give_up_outside(&self, node: &WaitNode, parts: &[Part]) {
+        self.leave_outside(node);
+        self.pass_on(node, parts);
+    }
+
+    /// A request (for `parts`) that was notified and is not back gives up: the requests it was
+    /// notified in place of are notified now.
+    fn pass_on(&self, node: &WaitNode, parts: &[Part]) {
+        if Outside::is_out(node) {
+            let mut wake = WakeList::new(&self.parker);
+            let mut state = self.lock_state();
+            if state.outside.returned(node) {
+                state.pass_on(parts, &mut wake);
+            }
+        }
     }
 
     /// Acquires every range of `set` as one request; an empty set holds nothing.
@@ -1065,6 +1103,30 @@ struct OutsideWait<'a> {
 impl Drop for OutsideWait<'_> {
     fn drop(&mut self) {
         self.lock.leave_outside(self.node);
+    }
+}
+
+/// Barging locks: a request of this thread's that may be out with a notification (see
+/// `Outside`): it must come back under the internal mutex before the request ends.
+struct Notified<'a> {
+    lock: &'a RangeRwLock,
+    node: &'a WaitNode,
+    parts: &'a [Part],
+}
+
+impl Notified<'_> {
+    /// The request took its ranges, or queues in the tree: its notification is used.
+    fn back(&self) {
+        if Outside::is_out(self.node) {
+            self.lock.lock_state().outside.returned(self.node);
+        }
+    }
+}
+
+impl Drop for Notified<'_> {
+    /// The request ended without taking its ranges: it passes a notification on.
+    fn drop(&mut self) {
+        self.lock.pass_on(self.node, self.parts);
     }
 }
 

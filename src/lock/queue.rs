@@ -9,7 +9,8 @@
 //!
 //! Barging locks (`RangeRwLock::barging`) keep a request that would have to wait out of the
 //! tree while it is within its hand-off window: it waits in the `outside` list and is notified
-//! when an overlapping request leaves, then tries again. Only requests whose window has closed
+//! when an overlapping request leaves (one of several writers of a range at a time: see
+//! `Outside`), then tries again. Only requests whose window has closed
 //! queue here, so everything in the tree is strict FIFO, for either kind of lock.
 
 use super::fast::NO_SEQ;
@@ -278,6 +279,15 @@ impl State {
                     .any(|p| tree.any_overlap(p.start, p.last, |e| p.mode.conflicts(e.mode())))
             };
             self.outside.notify(start, last, blocked, wake);
+        }
+    }
+
+    /// Barging locks: a notified request (its ranges are `parts`) gives up without taking
+    /// them; the requests it was notified for in their place (see `Outside`) are notified
+    /// now.
+    pub(crate) fn pass_on(&mut self, parts: &[Part], wake: &mut WakeList<'_>) {
+        for part in parts {
+            self.notify_outside(part.start, part.last, wake);
         }
     }
 

@@ -361,6 +361,46 @@ fn a_barging_lock_holds_a_set_of_one_range_in_the_tree() {
     assert!(!lock.is_locked(..));
 }
 
+/// A release wakes one of two waiters outside the tree for the same range (the other, a
+/// writer of that range, is covered by it). The woken one's last try, at its deadline, fails:
+/// it passes the notification on to the other. With the mechanics of the blocking path
+/// (`barge_once`), step by step.
+#[test]
+fn a_notified_waiter_that_gives_up_passes_its_notification_on() {
+    use super::wait::{WaitNode, NOTIFIED, WAITING};
+    let lock = RangeRwLock::barging(Duration::from_secs(3600));
+    let parts = [Part {
+        start: 0,
+        last: 9,
+        mode: Mode::Write,
+    }];
+    let (a, b) = (WaitNode::new(), WaitNode::new());
+    let held = lock.write(0..10);
+    for node in [&a, &b] {
+        assert!(matches!(
+            lock.barge_once(&parts, true, node, None, true),
+            Barge::Outside
+        ));
+    }
+    assert_eq!(lock.waiting(), 2);
+    drop(held);
+    assert_eq!((a.state(), b.state()), (NOTIFIED, WAITING), "one is woken");
+    // Someone barges in before `a` is back; `a` reaches its deadline and gives up.
+    let barger = lock.try_write(0..10).expect("the range is free");
+    assert!(matches!(
+        lock.barge_once(&parts, true, &a, None, false),
+        Barge::Refused
+    ));
+    assert_eq!(b.state(), NOTIFIED, "the notification was not passed on");
+    assert!(matches!(
+        lock.barge_once(&parts, true, &b, None, false),
+        Barge::Refused
+    ));
+    drop(barger);
+    assert_eq!(lock.waiting(), 0);
+    assert!(lock.try_write(..).is_some());
+}
+
 #[test]
 fn barging_never_passes_a_holder() {
     let lock = RangeRwLock::barging(Duration::from_secs(1));

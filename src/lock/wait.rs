@@ -25,7 +25,7 @@ use core::task::Waker;
 use intrusive_collections::linked_list::AtomicLink;
 use intrusive_collections::{intrusive_adapter, LinkedList, UnsafeRef};
 
-use super::queue::Part;
+use super::queue::{Mode, Part};
 use crate::sync::{AtomicU8, HintUsize, Ordering, Parker, UnsafeCell};
 
 /// Queued in the tree, waiting for the conflicting requests ahead of it; or (barging locks) in
@@ -44,6 +44,9 @@ pub(crate) const NOTIFIED: u8 = 4;
 /// What a waiting request's entries point at.
 pub(crate) struct WaitNode {
     link: AtomicLink,
+    /// Barging locks: in the outside list's `notified` list from the moment the request is
+    /// notified until its owner is back under the internal mutex (see [`Outside`]).
+    notified: AtomicLink,
     state: AtomicU8,
     /// Conflicting entries ahead of the request's entries. Changed only under the internal
     /// mutex; read without it as a hint (how close the request is to the head of its queue).
@@ -75,6 +78,7 @@ impl WaitNode {
     pub(crate) fn new() -> Self {
         WaitNode {
             link: AtomicLink::new(),
+            notified: AtomicLink::new(),
             state: AtomicU8::new(WAITING),
             blocking: HintUsize::new(0),
             fixed: UnsafeCell::new(Fixed {
@@ -182,13 +186,32 @@ impl NodeRef {
 }
 
 intrusive_adapter!(pub(crate) WakeAdapter = UnsafeRef<WaitNode>: WaitNode { link => AtomicLink });
+intrusive_adapter!(pub(crate) NotifiedAdapter = UnsafeRef<WaitNode>: WaitNode { notified => AtomicLink });
 
 /// Barging locks: the requests waiting outside the tree, under the internal mutex. A node is
-/// in it while `WAITING` and not queued in the tree; it leaves by being linked into a wake list
-/// (`notify`) or by its owner (`unlink`).
+/// in `list` while `WAITING` and not queued in the tree; it leaves by being linked into a wake
+/// list (`notify`) or by its owner (`unlink`).
+///
+/// A notified request stays in `notified` until its owner is back under the mutex
+/// ([`returned`](Self::returned)): it then holds its ranges, waits in the list again, queues in
+/// the tree, or gives up and passes the notification on. Meanwhile a listed writer whose range
+/// covers a notified request's range is not notified (it is *covered*): whatever still stops
+/// the notified request stops it too, and if the notified request gets its range, the writer
+/// waits for it anyway. So a hot range wakes one waiter per release, not all of them, and a
+/// release need not notify anybody while every listed request is covered (`needs_parked`).
 pub(crate) struct Outside {
     list: LinkedList<WakeAdapter>,
     len: usize,
+    notified: LinkedList<NotifiedAdapter>,
+}
+
+/// Whether `listed` is covered by `notified` (see [`Outside`]): both are single ranges,
+/// `listed` is a writer and its range contains `notified`'s.
+fn covers(listed: &[Part], notified: &[Part]) -> bool {
+    match (listed, notified) {
+        ([l], [n]) => l.mode == Mode::Write && l.start <= n.start && n.last <= l.last,
+        _ => false,
+    }
 }
 
 impl Outside {
@@ -196,6 +219,7 @@ impl Outside {
         Outside {
             list: LinkedList::new(WakeAdapter::new()),
             len: 0,
+            notified: LinkedList::new(NotifiedAdapter::new()),
         }
     }
 
@@ -206,6 +230,10 @@ impl Outside {
     /// Under the internal mutex: adds `node` (in no list, `WAITING`) for `parts`.
     pub(crate) fn push(&mut self, node: &WaitNode, parts: &[Part]) {
         debug_assert_eq!(node.state.load(Ordering::Relaxed), WAITING);
+        debug_assert!(
+            !node.notified.is_linked(),
+            "a notified request is back first"
+        );
         node.prepare(0, parts);
         // SAFETY: the node stays alive while in the list: its owner takes it out (`unlink`),
         // or waits out a wake list that took it (`wait_unlinked`), before it lets it go.
@@ -226,9 +254,46 @@ impl Outside {
         true
     }
 
+    /// Under the internal mutex, by the owner of `node`: its request, if it was notified and
+    /// had not come back yet, is back (true). The caller then holds the request's ranges,
+    /// waits again, queues it, or passes the notification on (`State::pass_on`).
+    pub(crate) fn returned(&mut self, node: &WaitNode) -> bool {
+        if !node.notified.is_linked() {
+            return false;
+        }
+        // SAFETY: only `notify` links `notified`, into this list, and we hold the mutex that
+        // guards it.
+        let mut cursor = unsafe { self.notified.cursor_mut_from_ptr(node) };
+        cursor.remove();
+        true
+    }
+
+    /// Whether a notified request has not come back yet: for the owner, outside the mutex,
+    /// once it has seen its node `NOTIFIED` (nobody else changes it from then on).
+    pub(crate) fn is_out(node: &WaitNode) -> bool {
+        node.notified.is_linked()
+    }
+
+    /// Whether a listed request is covered by one that was notified and is not back.
+    fn covered(&self, parts: &[Part]) -> bool {
+        self.notified.iter().any(|n| covers(parts, n.parts()))
+    }
+
+    /// Under the internal mutex: whether a slot holder's release must look at the list
+    /// (`PARKED`): some listed request is not covered by a notified one. With many listed,
+    /// it says yes without looking.
+    pub(crate) fn needs_parked(&self) -> bool {
+        match self.len {
+            0 => false,
+            _ if self.notified.is_empty() || self.len > 16 => true,
+            _ => self.list.iter().any(|node| !self.covered(node.parts())),
+        }
+    }
+
     /// Under the internal mutex: moves every request with a part overlapping `[start, last]`
     /// into `wake`, to be notified, unless `blocked(parts)` says that something still in the
-    /// way would only send it back (its entry leaving will look at it again).
+    /// way would only send it back (its entry leaving will look at it again), or it is covered
+    /// by a request notified earlier (which takes the notification for it).
     pub(crate) fn notify(
         &mut self,
         start: u64,
@@ -239,11 +304,16 @@ impl Outside {
         let mut cursor = self.list.front_mut();
         while let Some(node) = cursor.get() {
             let parts = node.parts();
-            let hit = parts.iter().any(|p| p.start <= last && start <= p.last) && !blocked(parts);
+            let hit = parts.iter().any(|p| p.start <= last && start <= p.last)
+                && !blocked(parts)
+                && !self.notified.iter().any(|n| covers(parts, n.parts()));
             if hit {
                 let node = cursor.remove().expect("the cursor is on a node");
                 self.len -= 1;
                 wake.link(&node, true);
+                // The node stays alive while here: its owner takes it out (`returned`) under
+                // the mutex before it lets it go.
+                self.notified.push_back(node);
             } else {
                 cursor.move_next();
             }
