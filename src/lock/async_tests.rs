@@ -174,6 +174,46 @@ fn barging_futures_wait_outside_the_queue_and_try_again() {
     assert!(poll(fut.as_mut(), &waker).is_ready());
 }
 
+/// Barging: a release wakes one of three writers waiting for one range (the others are covered
+/// by it, and its holder's releases stay on the fast path), then the next once the first has
+/// held and released the range. `waiting` counts the covered ones all along.
+#[test]
+fn a_release_wakes_one_writer_of_a_range_and_the_next_after_it() {
+    let lock = RangeRwLock::barging(Duration::from_secs(3600));
+    let held = lock.write(0..10);
+    let wakers: Vec<_> = (0..3).map(|_| counting()).collect();
+    let mut futs: Vec<_> = (0..3).map(|_| Box::pin(lock.write_async(0..10))).collect();
+    for (fut, (_, waker)) in futs.iter_mut().zip(&wakers) {
+        assert!(poll(fut.as_mut(), waker).is_pending());
+    }
+    assert_eq!(lock.waiting(), 3);
+    let woken = || {
+        wakers
+            .iter()
+            .map(|(c, _)| c.0.load(SeqCst))
+            .collect::<Vec<_>>()
+    };
+    drop(held);
+    assert_eq!(woken(), [1, 0, 0], "one writer is woken");
+    assert_eq!(lock.waiting(), 2, "the covered writers still wait");
+    // The holder takes the range again and lets it go: nobody else is woken meanwhile.
+    drop(lock.write(0..10));
+    assert_eq!(woken(), [1, 0, 0]);
+    let first = poll(futs[0].as_mut(), &wakers[0].1);
+    assert!(first.is_ready());
+    drop(first);
+    assert_eq!(woken(), [1, 1, 0], "the next writer is woken");
+    assert_eq!(lock.waiting(), 1);
+    drop(futs);
+    assert_eq!(
+        woken(),
+        [1, 1, 1],
+        "a dropped woken future passes the notification on"
+    );
+    assert_eq!(lock.waiting(), 0);
+    assert!(!lock.is_locked(..));
+}
+
 /// A barging future dropped while it waits outside the queue takes its node out of the list
 /// (else the next release would touch freed memory; miri runs this too).
 #[test]

@@ -56,8 +56,14 @@ const ALL_WRITERS: u64 = ALL_OCCUPIED << SLOTS;
 pub(super) const LOCKED: u64 = 1 << (2 * SLOTS);
 /// Requests go through the tree; the slot bits are holders moved there, not yet released.
 pub(super) const TREE: u64 = 1 << (2 * SLOTS + 1);
-/// Barging locks: requests wait outside the tree for a release.
+/// Barging locks: requests wait outside the tree for a release, and some release must notify
+/// them (see `Outside::needs_parked`).
 pub(super) const PARKED: u64 = 1 << (2 * SLOTS + 2);
+/// Barging locks: requests wait outside the tree (its list is not empty), whether or not a
+/// release must notify them. For [`RangeRwLock::slot_holders`] and as a spinning hint.
+pub(super) const WAITERS: u64 = 1 << (2 * SLOTS + 3);
+/// The bits that follow the outside list.
+const OUTSIDE_BITS: u64 = PARKED | WAITERS;
 
 /// What [`RangeRwLock::barge_once`] did.
 pub(super) enum Barge {
@@ -358,7 +364,12 @@ impl RangeRwLock {
     /// The number of slot holders, if the lock is in fast mode and nothing waits.
     pub(super) fn slot_holders(&self) -> Option<usize> {
         let word = self.word.load(Ordering::Relaxed);
-        (word & (TREE | PARKED) == 0).then_some((word & ALL_OCCUPIED).count_ones() as usize)
+        (word & (TREE | WAITERS) == 0).then_some((word & ALL_OCCUPIED).count_ones() as usize)
+    }
+
+    /// Barging locks: whether requests wait outside the tree (a hint: read without the mutex).
+    pub(super) fn has_waiters(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & WAITERS != 0
     }
 
     /// Under the internal mutex, in fast mode: the number of slot holders.
@@ -418,7 +429,7 @@ impl RangeRwLock {
             let room = |word| word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED;
             // Under the mutex, fast mode stays fast mode.
             if let Some(word) = self.lock_slots_unless(room) {
-                let parked = if may_wait { PARKED } else { 0 };
+                let parked = if may_wait { PARKED | WAITERS } else { 0 };
                 return match self.take_free_slot(word, part.start, part.last, part.mode, parked) {
                     Fast::Taken(i) => held(&mut tree, Place::Slot(i)),
                     Fast::Conflict if may_wait => wait_outside(&mut tree),
@@ -465,7 +476,7 @@ impl RangeRwLock {
                     }
                 }
                 // Release: a slot holder that sees `TREE` finds itself in the tree.
-                self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS | PARKED) | TREE);
+                self.unlock_slots(word & (ALL_OCCUPIED | ALL_WRITERS | OUTSIDE_BITS) | TREE);
             }
         }
     }
@@ -492,7 +503,7 @@ impl RangeRwLock {
         if !fits {
             return; // a set
         }
-        let mut new = word & (ALL_OCCUPIED | ALL_WRITERS | PARKED);
+        let mut new = word & (ALL_OCCUPIED | ALL_WRITERS | OUTSIDE_BITS);
         for &(start, last, seq, mode) in &held[..n] {
             let native = (0..SLOTS).any(|i| word & occupied(i) != 0 && state.moved[i] == seq);
             if !native {
@@ -544,24 +555,26 @@ impl Drop for Tree<'_> {
         let lock = self.lock;
         let state: &mut State = self;
         state.trim();
-        // `PARKED` follows the outside list (only the mutex holder sets or clears it).
-        let parked = if state.outside.needs_parked() {
-            PARKED
-        } else {
-            0
+        // `PARKED` and `WAITERS` follow the outside list (only the mutex holder sets or clears
+        // them).
+        let bits = match state.outside.len() {
+            0 => 0,
+            _ if state.outside.needs_parked() => WAITERS | PARKED,
+            _ => WAITERS,
         };
         let word = lock.word.load(Ordering::Relaxed);
         if word & TREE != 0 {
-            if word & PARKED != parked {
+            if word & OUTSIDE_BITS != bits {
                 // In tree mode only the mutex holder changes the word.
-                lock.word.store(word & !PARKED | parked, Ordering::Relaxed);
+                lock.word
+                    .store(word & !OUTSIDE_BITS | bits, Ordering::Relaxed);
             }
             if state.waiting == 0 && state.requests <= SLOTS {
                 lock.demote(state);
             }
-        } else if word & PARKED != parked {
+        } else if word & OUTSIDE_BITS != bits {
             let word = lock.lock_slots().expect("fast mode under the mutex");
-            lock.unlock_slots(word & !PARKED | parked);
+            lock.unlock_slots(word & !OUTSIDE_BITS | bits);
         }
     }
 }

@@ -262,7 +262,8 @@ impl RangeRwLock {
     /// This trades the strict FIFO order of [`new`](Self::new) for throughput on a hot range:
     /// a thread that releases and re-requests a range need not wait for the next waiter to be
     /// scheduled. A request that finds its range taken does not queue at first: it spins
-    /// briefly, then sleeps until a release that overlaps it, and tries again. Once it has
+    /// briefly (unless others wait already), then sleeps until a release that overlaps it, and
+    /// tries again. Once it has
     /// waited `handoff` it queues in FIFO order, and no later request passes it, so its wait
     /// stays bounded by about `handoff` plus the requests queued ahead of it. No request ever
     /// passes one that holds the lock. `try_*` requests pass waiters that have not queued yet.
@@ -857,8 +858,10 @@ impl RangeRwLock {
                         notified.back();
                         return Some(Place::Slot(i));
                     }
-                    // The holder is likely running: its release is a few instructions away.
-                    Fast::Conflict if spins < BARGE_SPINS => {
+                    // The holder is likely running, and its release a few instructions away,
+                    // unless others wait already: then more threads want the CPUs than there
+                    // are, and spinning (or yielding) only delays the threads that can go on.
+                    Fast::Conflict if spins < BARGE_SPINS && !self.has_waiters() => {
                         spins += 1;
                         barge_backoff(spins);
                         continue;
@@ -1130,20 +1133,20 @@ impl Drop for Notified<'_> {
     }
 }
 
-/// Barging locks: tries on a conflicting slot holder before waiting outside the tree.
+/// Barging locks: tries on a conflicting slot holder before waiting outside the tree, with
+/// pauses only (about a microsecond in all). Yielding or spinning longer made the longest wait
+/// on a hot range with more threads than cores two to five times longer (runnable spinners
+/// keep a preempted holder off the CPUs) for no gain in throughput (`hot_range` example and
+/// `cargo bench --bench lock -- barging`).
 #[cfg(not(rangelock_loom))]
-const BARGE_SPINS: u32 = 10;
+const BARGE_SPINS: u32 = 4;
 #[cfg(rangelock_loom)]
 const BARGE_SPINS: u32 = 0;
 
-/// One step of a barging request's spinning: a few pauses, longer each time, then yields.
+/// One step of a barging request's spinning: a few pauses, twice as many each time.
 fn barge_backoff(spins: u32) {
-    if spins <= 4 {
-        for _ in 0..(1 << spins) {
-            core::hint::spin_loop();
-        }
-    } else {
-        std::thread::yield_now();
+    for _ in 0..(1 << spins) {
+        core::hint::spin_loop();
     }
 }
 
