@@ -205,6 +205,11 @@ pub(crate) struct Outside {
     notified: LinkedList<NotifiedAdapter>,
 }
 
+/// How many of the oldest notified requests a listed one is compared with: enough for the
+/// writers of a hot range (which one notified request covers), and it keeps `notify` linear in
+/// the list when thousands of requests wait. Not looking further only wakes more requests.
+pub(crate) const COVER_SCAN: usize = 8;
+
 /// Whether `listed` is covered by `notified` (see [`Outside`]): both are single ranges,
 /// `listed` is a writer and its range contains `notified`'s.
 fn covers(listed: &[Part], notified: &[Part]) -> bool {
@@ -274,9 +279,10 @@ impl Outside {
         node.notified.is_linked()
     }
 
-    /// Whether a listed request is covered by one that was notified and is not back.
+    /// Whether a listed request is covered by one that was notified and is not back (one of
+    /// the oldest [`COVER_SCAN`]).
     fn covered(&self, parts: &[Part]) -> bool {
-        self.notified.iter().any(|n| covers(parts, n.parts()))
+        covered_by(&self.notified, parts)
     }
 
     /// Under the internal mutex: whether a slot holder's release must look at the list
@@ -306,7 +312,7 @@ impl Outside {
             let parts = node.parts();
             let hit = parts.iter().any(|p| p.start <= last && start <= p.last)
                 && !blocked(parts)
-                && !self.notified.iter().any(|n| covers(parts, n.parts()));
+                && !covered_by(&self.notified, parts);
             if hit {
                 let node = cursor.remove().expect("the cursor is on a node");
                 self.len -= 1;
@@ -319,6 +325,14 @@ impl Outside {
             }
         }
     }
+}
+
+/// Whether one of the oldest [`COVER_SCAN`] requests in `notified` covers `parts`.
+fn covered_by(notified: &LinkedList<NotifiedAdapter>, parts: &[Part]) -> bool {
+    notified
+        .iter()
+        .take(COVER_SCAN)
+        .any(|n| covers(parts, n.parts()))
 }
 
 /// Nodes granted or notified under the internal mutex, to be woken after it is dropped: by

@@ -1,7 +1,7 @@
 //! The accounting, single-threaded, against models.
 
 use super::*;
-use crate::lock::wait::{WaitNode, WakeList, GRANTED, NOTIFIED, WAITING};
+use crate::lock::wait::{WaitNode, WakeList, COVER_SCAN, GRANTED, NOTIFIED, WAITING};
 use crate::sync::Parker;
 use crate::testrng::Rng;
 
@@ -163,6 +163,7 @@ fn granted_set_matches_the_fifo_model() {
 
 /// The outside list's rule: a listed request is covered by a notified one (and is not notified
 /// itself) if it is a writer of one range that contains the notified request's one range.
+/// Only the oldest `COVER_SCAN` notified requests are looked at.
 fn model_covers(listed: &[Part], notified: &[Part]) -> bool {
     matches!((listed, notified), ([l], [n])
         if l.mode == Mode::Write && l.start <= n.start && n.last <= l.last)
@@ -183,7 +184,10 @@ fn model_notify(
         let parts = &listed[i].parts;
         let hit = parts.iter().any(|p| p.start <= last && start <= p.last)
             && !blockers.iter().any(|b| conflicts_any(parts, b))
-            && !out.iter().any(|o| model_covers(parts, &o.parts));
+            && !out
+                .iter()
+                .take(COVER_SCAN)
+                .any(|o| model_covers(parts, &o.parts));
         if hit {
             out.push(listed.remove(i));
         } else {
@@ -257,7 +261,11 @@ impl OutsideModel {
                 .held
                 .iter()
                 .any(|h| conflicts_any(&req.parts, &h.parts));
-            let by = self.out.iter().any(|o| model_covers(&req.parts, &o.parts));
+            let by = self
+                .out
+                .iter()
+                .take(COVER_SCAN)
+                .any(|o| model_covers(&req.parts, &o.parts));
             assert!(blocked || by, "a listed request nobody will notify ({ctx})");
             covered += usize::from(by && !blocked);
         }
@@ -273,10 +281,13 @@ impl OutsideModel {
             self.listed.len(),
             "outside count ({ctx})"
         );
-        let needed = self
-            .listed
-            .iter()
-            .any(|l| !self.out.iter().any(|o| model_covers(&l.parts, &o.parts)));
+        let needed = self.listed.iter().any(|l| {
+            !self
+                .out
+                .iter()
+                .take(COVER_SCAN)
+                .any(|o| model_covers(&l.parts, &o.parts))
+        });
         if self.listed.len() <= 16 {
             assert_eq!(state.outside.needs_parked(), needed, "PARKED ({ctx})");
         } else {
@@ -382,6 +393,51 @@ fn a_release_notifies_exactly_the_outside_waiters_it_frees() {
     }
     assert!(notified > 0, "nobody notified");
     assert!(covered > 0 || cfg!(miri), "no request was ever covered");
+}
+
+/// A listed writer is compared only with the oldest `COVER_SCAN` notified requests, so that a
+/// release stays linear in the list: one covered by a later notified request is notified too.
+#[test]
+fn only_the_oldest_notified_requests_cover_a_listed_one() {
+    let parker = Parker::new();
+    let write = |at| {
+        vec![Part {
+            start: at,
+            last: at,
+            mode: Mode::Write,
+        }]
+    };
+    let reqs: Vec<Req> = (0..=COVER_SCAN as u64)
+        .map(|at| Req {
+            parts: write(at),
+            seq: 0,
+            node: Box::new(WaitNode::new()),
+        })
+        .collect();
+    // Listed after the others: a writer of the range of the last one notified.
+    let late = Req {
+        parts: write(COVER_SCAN as u64),
+        seq: 0,
+        node: Box::new(WaitNode::new()),
+    };
+    let mut state = State::new();
+    for req in reqs.iter().chain([&late]) {
+        state.outside.push(&req.node, &req.parts);
+    }
+    let mut wake = WakeList::new(&parker);
+    // One release over all of them: each single is notified in list order, then `late` is
+    // looked at with `COVER_SCAN + 1` requests out.
+    state.notify_outside(0, COVER_SCAN as u64, &mut wake);
+    drop(wake);
+    assert!(reqs.iter().all(|r| r.node.state() == NOTIFIED));
+    assert_eq!(
+        late.node.state(),
+        NOTIFIED,
+        "compared with more than COVER_SCAN"
+    );
+    for req in reqs.iter().chain([&late]) {
+        assert!(state.outside.returned(&req.node));
+    }
 }
 
 #[test]
