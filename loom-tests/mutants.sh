@@ -73,6 +73,9 @@ mutant release-skips-outside-waiters src/lock/queue.rs \
 mutant slot-release-ignores-parked src/lock/fast.rs \
   's/Ok\(_\) if word & PARKED != 0 => return self.notify_outside\(start, last\),\n\s*Ok\(_\) => return,/Ok(_) => return,/' \
   a_barging_future_waiting_outside_is_woken_by_the_release future
+mutant fast-release-ignores-parked src/lock/fast.rs \
+  's/if word & \(TREE \| LOCKED \| PARKED\) != 0/if word \& (TREE | LOCKED) != 0/' \
+  a_barging_future_waiting_outside_is_woken_by_the_release future
 mutant demote-drops-parked src/lock/fast.rs \
   's/let mut new = word & \(ALL_OCCUPIED \| ALL_WRITERS \| OUTSIDE_BITS\);/let mut new = word \& (ALL_OCCUPIED | ALL_WRITERS);/' \
   a_barging_future_is_woken_after_the_lock_returns_to_the_slots future

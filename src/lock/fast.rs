@@ -218,8 +218,34 @@ impl RangeRwLock {
     }
 
     /// Releases slot `i`, which holds `[start, last]`.
-    #[inline]
+    ///
+    /// Inline, only the common case: one compare-exchange, with nobody to notify. Everything
+    /// else is out of line, so that a guard's drop stays small enough to inline, with no
+    /// registers to save.
+    #[inline(always)]
     pub(super) fn release_slot(&self, i: usize, start: u64, last: u64) {
+        let word = self.word.load(Ordering::Relaxed);
+        // Release: the next holder of an overlapping range sees what this one did.
+        if word & (TREE | LOCKED | PARKED) != 0
+            || self
+                .word
+                .compare_exchange(
+                    word,
+                    word & !(occupied(i) | writer(i)),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            self.release_slot_slow(i, start, last);
+        }
+    }
+
+    /// [`release_slot`](Self::release_slot) when the table is busy, the lock in tree mode, or
+    /// requests wait outside the tree.
+    #[cold]
+    #[inline(never)]
+    fn release_slot_slow(&self, i: usize, start: u64, last: u64) {
         let mut word = self.word.load(Ordering::Relaxed);
         let mut spins = 0;
         loop {
