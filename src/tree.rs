@@ -408,7 +408,7 @@ impl<V: Copy + Default> IntervalTree<V> {
         let leaf = &mut self.leaves[n as usize];
         let len = leaf.len as usize;
         let (last, val) = (leaf.e[j].last, leaf.e[j].val);
-        leaf.e.copy_within(j + 1..len, j);
+        shift_left(&mut leaf.e, j, len);
         leaf.len -= 1;
         self.len -= 1;
         let path = &path[..self.height];
@@ -733,7 +733,7 @@ fn out_of_memory() -> ! {
 
 fn leaf_insert<V: Copy>(leaf: &mut Leaf<V>, pos: usize, key: Key, last: u64, val: V) {
     let len = leaf.len as usize;
-    leaf.e.copy_within(pos..len, pos + 1);
+    shift_right(&mut leaf.e, pos, len);
     leaf.e[pos] = LeafEntry {
         start: key.0,
         tie: key.1,
@@ -756,7 +756,8 @@ fn inner_insert(inner: &mut Inner, pos: usize, key: Key, max: u64, child: Idx) {
 }
 
 /// Moves `a[pos..len]` one place right (`len < B`). A loop, not `copy_within`: the runs are
-/// a few elements long, and a `memmove` call costs more than moving them.
+/// a few elements long, and a `memmove` call costs more than moving them (leaf entries too:
+/// `memmove` took 4 to 8 % of `held_3` and `held_100` in perf).
 #[inline]
 fn shift_right<T: Copy>(a: &mut [T; B], pos: usize, len: usize) {
     let mut k = len;
