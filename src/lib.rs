@@ -112,7 +112,7 @@
 //! # Performance
 //!
 //! While requests do not conflict, up to two hold the lock without its tree: each takes a slot
-//! in one word with a compare-exchange and publishes its range beside it (1.3x to 1.6x the cost
+//! in one word with a compare-exchange and publishes its range beside it (1.1x to 1.3x the cost
 //! of `parking_lot::RwLock`'s write lock and unlock in the runs here). When requests conflict,
 //! every request takes the internal mutex to queue and to leave, for O(log n + k) work on n queued
 //! requests and k overlapping ones; when the queue drains, the lock returns to the slots. A
@@ -125,7 +125,7 @@
 //! and until then releases of that range stay on the fast path.
 //!
 //! Disjoint ranges scale with the work done under the lock (two threads with ~1 us of work
-//! each reach about 2.4x one rwsem). On a single hot range, strict FIFO hands the lock to a
+//! each reach 2.4x to 2.9x one rwsem). On a single hot range, strict FIFO hands the lock to a
 //! sleeping thread at every release, so it is far slower there than a barging lock (no strictly
 //! FIFO lock can do better: each hand-off waits for the next thread in line to be scheduled),
 //! and in exchange no wait is unbounded; [`RangeRwLock::barging`] lets a running thread pass
