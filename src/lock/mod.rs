@@ -269,11 +269,12 @@ impl RangeRwLock {
     /// passes one that holds the lock. `try_*` requests pass waiters that have not queued yet.
     /// `handoff` of zero is strict FIFO; more than an hour counts as an hour.
     ///
-    /// A release wakes one of several writers that wait for the same range, not all of them:
-    /// the others (each waiting for a range that contains the woken one's) are woken once it
-    /// has tried again and failed, or has held and released the range, or has given up. So a
-    /// woken future that its owner neither polls nor drops keeps those writers waiting, as a
-    /// granted but unpolled future of a FIFO lock keeps its range.
+    /// A release wakes one of several writers that wait for the same range, not all of them.
+    /// The others (each waiting for a range that contains the woken one's) stay asleep until
+    /// the woken one has tried again: then its own release, or the release of whatever sent it
+    /// back, wakes the next; if it gives up instead, it wakes the next itself. So a woken
+    /// future that its owner neither polls nor drops keeps those writers waiting, as a granted
+    /// but unpolled future of a FIFO lock keeps its range.
     ///
     /// ```
     /// use std::time::Duration;
