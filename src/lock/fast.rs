@@ -294,11 +294,11 @@ impl RangeRwLock {
                 let seq = tree.moved[i];
                 let left = tree.leave_one(start, seq, &mut wake);
                 debug_assert!(left, "a moved slot holder is in the tree");
-                self.vacate(&mut tree, i);
             } else {
-                self.vacate(&mut tree, i);
                 tree.notify_outside(start, last, &mut wake);
             }
+            // Under the same hold of the mutex: whoever is notified tries only after it.
+            self.vacate(&mut tree, i);
         }
         wake.wake_all();
     }
@@ -346,11 +346,10 @@ impl RangeRwLock {
                             mode: Mode::Write,
                         };
                         tree.downgrade(part, seq, &mut wake);
-                        self.clear_slot_bits(writer(i));
                     } else {
-                        self.clear_slot_bits(writer(i));
                         tree.notify_outside(start, last, &mut wake);
                     }
+                    self.clear_slot_bits(writer(i));
                 }
                 wake.wake_all();
                 return;

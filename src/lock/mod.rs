@@ -29,8 +29,7 @@ use guard::{Hold, Place};
 pub(crate) use queue::Mode;
 use queue::{Part, State};
 pub use set::{RangeSet, RangeSetGuard, SetFuture};
-use wait::Outside;
-use wait::{wait_unlinked, WaitNode, WakeList, GRANTED, WAITING};
+use wait::{wait_unlinked, Outside, WaitNode, WakeList, GRANTED, WAITING};
 
 /// Requests that can hold the lock without the tree (see `fast.rs`).
 const SLOTS: usize = 2;
@@ -263,11 +262,11 @@ impl RangeRwLock {
     /// a thread that releases and re-requests a range need not wait for the next waiter to be
     /// scheduled. A request that finds its range taken does not queue at first: it spins
     /// briefly (unless others wait already), then sleeps until a release that overlaps it, and
-    /// tries again. Once it has
-    /// waited `handoff` it queues in FIFO order, and no later request passes it, so its wait
-    /// stays bounded by about `handoff` plus the requests queued ahead of it. No request ever
-    /// passes one that holds the lock. `try_*` requests pass waiters that have not queued yet.
-    /// `handoff` of zero is strict FIFO; more than an hour counts as an hour.
+    /// tries again. Once it has waited `handoff` it queues in FIFO order, and no later request
+    /// passes it, so its wait stays bounded by about `handoff` plus the requests queued ahead
+    /// of it. No request ever passes one that holds the lock. `try_*` requests pass waiters
+    /// that have not queued yet. `handoff` of zero is strict FIFO; more than an hour counts as
+    /// an hour.
     ///
     /// A release wakes one of several writers that wait for the same range, not all of them.
     /// The others (each waiting for a range that contains the woken one's) stay asleep until

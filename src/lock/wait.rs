@@ -279,12 +279,6 @@ impl Outside {
         node.notified.is_linked()
     }
 
-    /// Whether a listed request is covered by one that was notified and is not back (one of
-    /// the oldest [`COVER_SCAN`]).
-    fn covered(&self, parts: &[Part]) -> bool {
-        covered_by(&self.notified, parts)
-    }
-
     /// Under the internal mutex: whether a slot holder's release must look at the list
     /// (`PARKED`): some listed request is not covered by a notified one. With many listed,
     /// it says yes without looking.
@@ -292,7 +286,10 @@ impl Outside {
         match self.len {
             0 => false,
             _ if self.notified.is_empty() || self.len > 16 => true,
-            _ => self.list.iter().any(|node| !self.covered(node.parts())),
+            _ => self
+                .list
+                .iter()
+                .any(|node| !covered_by(&self.notified, node.parts())),
         }
     }
 
