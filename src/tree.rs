@@ -85,6 +85,10 @@ pub(crate) struct IntervalTree<V> {
     /// Inner levels above the leaves (0: the root is a leaf).
     height: usize,
     len: usize,
+    /// Inserts that are known to need no allocation: set by [`reserve`](Self::reserve) when it
+    /// counts the spare nodes, cleared by a split. An insert without a split takes no node and
+    /// a removal only frees them, so neither makes it wrong.
+    headroom: usize,
 }
 
 /// One step of a root-to-leaf path: an inner node and the child taken.
@@ -106,6 +110,7 @@ impl<V: Copy + Default> IntervalTree<V> {
             root: NIL,
             height: 0,
             len: 0,
+            headroom: 0,
         }
     }
 
@@ -127,7 +132,17 @@ impl<V: Copy + Default> IntervalTree<V> {
     /// # Panics
     ///
     /// If the memory cannot be had (before anything in the tree changes).
+    #[inline]
     pub(crate) fn reserve(&mut self, inserts: usize) {
+        if inserts > self.headroom {
+            self.reserve_nodes(inserts);
+        }
+    }
+
+    /// [`reserve`](Self::reserve) by counting the spare nodes.
+    #[cold]
+    #[inline(never)]
+    fn reserve_nodes(&mut self, inserts: usize) {
         // An insert may split one node per level and add a root: one leaf and `height + 1`
         // inner nodes at most. The root splits again only after its two halves gained
         // `B - 2` children, each a split of at least `B / 2` inserts, so `k` inserts raise the
@@ -143,6 +158,7 @@ impl<V: Copy + Default> IntervalTree<V> {
                 inners.saturating_sub(self.free_inners),
             );
         }
+        self.headroom = inserts;
     }
 
     #[cold]
@@ -260,10 +276,37 @@ impl<V: Copy + Default> IntervalTree<V> {
 
     /// Inserts `[start, last]` under key `(start, tie)`, which must not be in the tree. Does
     /// not allocate if [`reserve`](Self::reserve) was called for it.
+    #[inline]
     pub(crate) fn insert(&mut self, start: u64, tie: u64, last: u64, val: V) {
         debug_assert!(start <= last);
-        self.reserve(1);
         let key = (start, tie);
+        if self.root != NIL {
+            // The common case, a leaf with room: one descent, raising the bounds on the way
+            // (the entry goes below them whatever happens next), and no path kept.
+            let mut n = self.root;
+            for _ in 0..self.height {
+                let i = self.child_for(n, key);
+                let inner = &mut self.inners[n as usize];
+                inner.max_last[i] = inner.max_last[i].max(last);
+                n = inner.child[i];
+            }
+            let leaf = &mut self.leaves[n as usize];
+            let len = leaf.len as usize;
+            if len < B {
+                let pos = leaf_pos(leaf, key);
+                leaf_insert(leaf, pos, key, last, val);
+                self.len += 1;
+                return;
+            }
+        }
+        self.insert_split(key, last, val);
+    }
+
+    /// [`insert`](Self::insert) into an empty tree or a full leaf, which splits.
+    #[cold]
+    #[inline(never)]
+    fn insert_split(&mut self, key: Key, last: u64, val: V) {
+        self.reserve(1);
         if self.root == NIL {
             self.root = self.new_leaf();
             self.height = 0;
@@ -282,16 +325,14 @@ impl<V: Copy + Default> IntervalTree<V> {
         }
         let leaf = &mut self.leaves[n as usize];
         let len = leaf.len as usize;
-        let pos = (0..len)
-            .find(|&j| (leaf.e[j].start, leaf.e[j].tie) > key)
-            .unwrap_or(len);
-        debug_assert!(pos == 0 || (leaf.e[pos - 1].start, leaf.e[pos - 1].tie) != key);
+        let pos = leaf_pos(leaf, key);
         self.len += 1;
         if len < B {
             leaf_insert(leaf, pos, key, last, val);
             return;
         }
         // Split: the upper half moves to a new right sibling, then the entry goes in its half.
+        self.headroom = 0;
         let right = self.new_leaf();
         let half = B / 2;
         let (l, r) = two_leaves(&mut self.leaves, n, right);
@@ -399,12 +440,45 @@ impl<V: Copy + Default> IntervalTree<V> {
     }
 
     /// Removes entry `(start, tie)`, returning its `last` and value.
+    #[inline]
     pub(crate) fn remove(&mut self, start: u64, tie: u64) -> Option<(u64, V)> {
+        if self.root == NIL {
+            return None;
+        }
+        // The common case: the leaf keeps entries and the bound above it stays. One descent,
+        // no path kept; anything else takes the path again.
+        let key = (start, tie);
+        let mut n = self.root;
+        let mut bound = u64::MAX;
+        for _ in 0..self.height {
+            let i = self.child_for(n, key);
+            let inner = &self.inners[n as usize];
+            bound = inner.max_last[i];
+            n = inner.child[i];
+        }
+        let leaf = &mut self.leaves[n as usize];
+        let len = leaf.len as usize;
+        let j = (0..len).find(|&j| leaf.e[j].start == key.0 && leaf.e[j].tie == key.1)?;
+        let (last, val) = (leaf.e[j].last, leaf.e[j].val);
+        if self.height > 0 && (len == 1 || last == bound) {
+            return self.remove_along_path(key);
+        }
+        shift_left(&mut leaf.e, j, len);
+        leaf.len -= 1;
+        self.len -= 1;
+        Some((last, val))
+    }
+
+    /// [`remove`](Self::remove) of an entry whose leaf empties or whose `last` bounds the
+    /// leaf: the bounds above are lowered, an empty leaf leaves its parent.
+    #[cold]
+    #[inline(never)]
+    fn remove_along_path(&mut self, key: Key) -> Option<(u64, V)> {
         let mut path = [Step {
             node: NIL,
             child: 0,
         }; MAX_HEIGHT];
-        let (n, j) = self.find((start, tie), &mut path)?;
+        let (n, j) = self.find(key, &mut path)?;
         let leaf = &mut self.leaves[n as usize];
         let len = leaf.len as usize;
         let (last, val) = (leaf.e[j].last, leaf.e[j].val);
@@ -729,6 +803,15 @@ impl<V: Copy + Default> IntervalTree<V> {
 #[inline(never)]
 fn out_of_memory() -> ! {
     panic!("range lock: out of memory for its request tree")
+}
+
+/// Where `key` goes in `leaf`: after every smaller key.
+#[inline]
+fn leaf_pos<V>(leaf: &Leaf<V>, key: Key) -> usize {
+    let len = leaf.len as usize;
+    (0..len)
+        .find(|&j| (leaf.e[j].start, leaf.e[j].tie) > key)
+        .unwrap_or(len)
 }
 
 fn leaf_insert<V: Copy>(leaf: &mut Leaf<V>, pos: usize, key: Key, last: u64, val: V) {

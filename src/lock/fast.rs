@@ -597,30 +597,46 @@ impl DerefMut for Tree<'_> {
 }
 
 impl Drop for Tree<'_> {
+    #[inline]
     fn drop(&mut self) {
         let lock = self.lock;
         let state: &mut State = self;
         state.trim();
-        // `PARKED` and `WAITERS` follow the outside list (only the mutex holder sets or clears
-        // them).
+        let word = lock.word.load(Ordering::Relaxed);
+        // The common case, checked inline: nobody waits outside the tree, and in tree mode the
+        // lock stays there.
+        let outside = state.outside.len() != 0 || word & OUTSIDE_BITS != 0;
+        let demote = word & TREE != 0 && state.waiting == 0 && state.requests <= SLOTS;
+        if outside || demote {
+            lock.settle_word(state, word);
+        }
+    }
+}
+
+impl RangeRwLock {
+    /// [`Tree`]'s drop, under the mutex: `PARKED` and `WAITERS` follow the outside list (only
+    /// the mutex holder sets or clears them), and a lock in tree mode with nothing waiting
+    /// and few holders goes back to the fast path.
+    #[cold]
+    #[inline(never)]
+    fn settle_word(&self, state: &mut State, word: u64) {
         let bits = match state.outside.len() {
             0 => 0,
             _ if state.outside.needs_parked() => WAITERS | PARKED,
             _ => WAITERS,
         };
-        let word = lock.word.load(Ordering::Relaxed);
         if word & TREE != 0 {
             if word & OUTSIDE_BITS != bits {
                 // In tree mode only the mutex holder changes the word.
-                lock.word
+                self.word
                     .store(word & !OUTSIDE_BITS | bits, Ordering::Relaxed);
             }
             if state.waiting == 0 && state.requests <= SLOTS {
-                lock.demote(state);
+                self.demote(state);
             }
         } else if word & OUTSIDE_BITS != bits {
-            let word = lock.lock_slots().expect("fast mode under the mutex");
-            lock.unlock_slots(word & !OUTSIDE_BITS | bits);
+            let word = self.lock_slots().expect("fast mode under the mutex");
+            self.unlock_slots(word & !OUTSIDE_BITS | bits);
         }
     }
 }

@@ -825,6 +825,7 @@ impl RangeRwLock {
 
     /// Acquires `parts` (one range if `one`, else a set, which is held in the tree): a barging
     /// lock's request that may wait barges, any other queues in the tree.
+    #[inline]
     fn acquire_request(&self, parts: &[Part], one: bool, wait: Wait) -> Option<Place> {
         match (self.handoff(), wait) {
             (Some(handoff), Wait::Forever | Wait::Until(_)) => {
@@ -953,21 +954,24 @@ impl RangeRwLock {
 
     /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
     /// returns its `seq` once granted.
+    #[inline]
     fn acquire_parts(&self, parts: &[Part], wait: Wait) -> Option<u64> {
+        // Set up only if the request waits (under the mutex, then), and declared first: it
+        // outlives the tree's reference to it.
+        let node;
+        let mut tree = self.lock_tree(parts.len());
+        let blocking = tree.conflicts(parts, matches!(wait, Wait::Never));
+        if blocking == 0 {
+            return Some(tree.queue(parts, 0, None));
+        }
         if let Wait::Never = wait {
-            let queued = self.lock_tree(parts.len()).enqueue(parts, None, true)?;
-            return Some(queued.seq);
+            return None;
         }
-        let node = WaitNode::new();
-        let queued = self
-            .lock_tree(parts.len())
-            .enqueue(parts, Some(&node), false)
-            .expect("a waiting request is always queued");
-        if queued.granted || self.wait_for_grant(&node, parts, queued.seq, wait.deadline()) {
-            Some(queued.seq)
-        } else {
-            None
-        }
+        node = WaitNode::new();
+        let seq = tree.queue(parts, blocking, Some(&node));
+        drop(tree);
+        self.wait_for_grant(&node, parts, seq, wait.deadline())
+            .then_some(seq)
     }
 
     /// Waits until the request of `node` (`parts`, `seq`) is granted (true) or `deadline`

@@ -157,6 +157,21 @@ impl State {
         node: Option<&WaitNode>,
         try_only: bool,
     ) -> Option<Queued> {
+        let blocking = self.conflicts(parts, try_only);
+        if try_only && blocking > 0 {
+            return None;
+        }
+        let node = (blocking > 0).then(|| node.expect("a request that waits has a node"));
+        Some(Queued {
+            seq: self.queue(parts, blocking, node),
+            granted: blocking == 0,
+        })
+    }
+
+    /// The number of entries in the tree that a request for `parts` (disjoint, sorted, not
+    /// empty) conflicts with; with `first_only`, 0 or 1.
+    #[inline]
+    pub(crate) fn conflicts(&mut self, parts: &[Part], first_only: bool) -> usize {
         debug_assert!(!parts.is_empty());
         let mut blocking = 0;
         for part in parts {
@@ -166,13 +181,25 @@ impl State {
                         return true;
                     }
                     blocking += 1;
-                    // A try stops at the first conflict.
-                    !try_only
+                    !first_only
                 });
-            if try_only && blocking > 0 {
-                return None;
+            if first_only && blocking > 0 {
+                break;
             }
         }
+        blocking
+    }
+
+    /// Queues a request for `parts` behind the `blocking` entries it conflicts with (see
+    /// [`conflicts`](Self::conflicts)); `node` is its waiter if `blocking > 0`, and must then be
+    /// given. Returns its `seq`.
+    #[inline]
+    pub(crate) fn queue(
+        &mut self,
+        parts: &[Part],
+        blocking: usize,
+        node: Option<&WaitNode>,
+    ) -> u64 {
         let seq = self.next_seq;
         let prio = seq + 1;
         self.next_seq += 1;
@@ -191,10 +218,7 @@ impl State {
             self.tree.insert(part.start, seq, part.last, entry);
         }
         self.requests += 1;
-        Some(Queued {
-            seq,
-            granted: blocking == 0,
-        })
+        seq
     }
 
     /// Removes request `seq` (its ranges are `parts`), granted or not, and un-counts it from
@@ -210,6 +234,7 @@ impl State {
 
     /// [`leave`](Self::leave) for a request with one range, starting at `start`; false if it
     /// is not in the tree (it was moved to a slot).
+    #[inline]
     pub(crate) fn leave_one(&mut self, start: u64, seq: u64, wake: &mut WakeList<'_>) -> bool {
         if !self.remove_entry(start, seq, true, wake) {
             return false;
