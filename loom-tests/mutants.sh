@@ -46,11 +46,11 @@ mutant readers-conflict src/lock/queue.rs \
 mutant writer-ignores-slot-readers src/lock/fast.rs \
   's/mode.conflicts\(Self::slot_mode\(word, i\)\)/(mode == Mode::Write \&\& Self::slot_mode(word, i) == Mode::Write)/' \
   a_writer_excludes_overlapping_readers_and_writers
-mutant disjoint-conflict src/lock/queue.rs \
-  's/for_each_overlap\(part.start, part.last, \|_, _, _, entry\| \{\n(\s*)if !part.mode.conflicts/for_each_overlap(0, u64::MAX, |_, _, _, entry| {\n$1if !part.mode.conflicts/' \
+mutant disjoint-conflict src/tree.rs \
+  's/if e.last >= start && blocks\(&e.val\) \{\n(\s*)count \+= 1;\n(\s*)if first_only/if blocks(\&e.val) {\n${1}count += 1;\n${2}if first_only/' \
   disjoint_writers_both_proceed
 mutant fifo-reader-steals src/lock/queue.rs \
-  's/if !part.mode.conflicts\(entry.mode\(\)\) \{\n(\s*)return true;/if !part.mode.conflicts(entry.mode()) || (part.mode == Mode::Read \&\& entry.node.is_some()) {\n$1return true;/' \
+  's/fn blocks\(mode: Mode, entry: &Entry\) -> bool \{\n(\s*)mode.conflicts\(entry.mode\(\)\)/fn blocks(mode: Mode, entry: \&Entry) -> bool {\n${1}mode.conflicts(entry.mode()) \&\& !(mode == Mode::Read \&\& entry.node.is_some())/' \
   three_conflicting_requests_are_granted_in_arrival_order
 mutant release-wakes-nobody src/lock/queue.rs \
   's/(entry.node = None;\n\s*\}\n\s*)wake.link\(node, false\);/${1}let _ = node;/' \

@@ -52,12 +52,36 @@ struct Leaf<V> {
     e: [LeafEntry<V>; B],
 }
 
+/// An entry: its key is `(start, val.tie())`, so a leaf entry of the lock is 32 bytes, and
+/// leaves move fewer bytes when they shift.
 #[derive(Clone, Copy, Default)]
 struct LeafEntry<V> {
     start: u64,
-    tie: u64,
     last: u64,
     val: V,
+}
+
+impl<V: Tied> LeafEntry<V> {
+    fn key(&self) -> Key {
+        (self.start, self.val.tie())
+    }
+
+    /// `self.key() == key`, reading the tie only when the starts are equal.
+    #[inline]
+    fn has_key(&self, key: Key) -> bool {
+        self.start == key.0 && self.val.tie() == key.1
+    }
+
+    /// `self.key() > key`, reading the tie only when the starts are equal.
+    #[inline]
+    fn is_after(&self, key: Key) -> bool {
+        self.start > key.0 || (self.start == key.0 && self.val.tie() > key.1)
+    }
+}
+
+/// A value in the tree, which carries the tie-break of its entry's key.
+pub(crate) trait Tied: Copy + Default {
+    fn tie(&self) -> u64;
 }
 
 #[derive(Clone)]
@@ -95,10 +119,24 @@ pub(crate) struct IntervalTree<V> {
 #[derive(Clone, Copy)]
 struct Step {
     node: Idx,
-    child: usize,
+    child: u32,
 }
 
-impl<V: Copy + Default> IntervalTree<V> {
+impl Step {
+    const NONE: Step = Step {
+        node: NIL,
+        child: 0,
+    };
+
+    fn at(node: Idx, child: usize) -> Step {
+        Step {
+            node,
+            child: child as u32,
+        }
+    }
+}
+
+impl<V: Tied> IntervalTree<V> {
     pub(crate) const fn new() -> Self {
         IntervalTree {
             leaves: Vec::new(),
@@ -311,23 +349,25 @@ impl<V: Copy + Default> IntervalTree<V> {
             self.root = self.new_leaf();
             self.height = 0;
         }
-        let mut path = [Step {
-            node: NIL,
-            child: 0,
-        }; MAX_HEIGHT];
+        let mut path = [Step::NONE; MAX_HEIGHT];
         let mut n = self.root;
         for step in &mut path[..self.height] {
             let i = self.child_for(n, key);
             let inner = &mut self.inners[n as usize];
             inner.max_last[i] = inner.max_last[i].max(last);
-            *step = Step { node: n, child: i };
+            *step = Step::at(n, i);
             n = inner.child[i];
         }
-        let leaf = &mut self.leaves[n as usize];
-        let len = leaf.len as usize;
-        let pos = leaf_pos(leaf, key);
+        let pos = leaf_pos(&self.leaves[n as usize], key);
+        self.insert_at(&path[..self.height], n, pos, key, last, val);
+    }
+
+    /// Inserts the entry at `pos` of leaf `n`, at the end of `path` (whose bounds already
+    /// cover it), splitting the leaf if it is full.
+    fn insert_at(&mut self, path: &[Step], n: Idx, pos: usize, key: Key, last: u64, val: V) {
         self.len += 1;
-        if len < B {
+        let leaf = &mut self.leaves[n as usize];
+        if (leaf.len as usize) < B {
             leaf_insert(leaf, pos, key, last, val);
             return;
         }
@@ -344,9 +384,143 @@ impl<V: Copy + Default> IntervalTree<V> {
         } else {
             leaf_insert(r, pos - half, key, last, val);
         }
-        let sep = (r.e[0].start, r.e[0].tie);
+        let sep = r.e[0].key();
         let (left_max, right_max) = (self.leaf_max(n), self.leaf_max(right));
-        self.add_child(&path[..self.height], n, left_max, sep, right, right_max);
+        self.add_child(path, n, left_max, sep, right, right_max);
+    }
+
+    /// Inserts `[start, last]` under key `(start, tie)`, which must not be in the tree, unless
+    /// entries that overlap it have values that `blocks`: then nothing changes, and the
+    /// number of those entries is returned (just 1 with `first_only`). Counts and inserts
+    /// in one descent. Does not allocate if [`reserve`](Self::reserve) was called for it.
+    #[inline]
+    pub(crate) fn insert_unless(
+        &mut self,
+        start: u64,
+        tie: u64,
+        last: u64,
+        val: V,
+        first_only: bool,
+        blocks: impl Fn(&V) -> bool,
+    ) -> usize {
+        debug_assert!(start <= last);
+        let key = (start, tie);
+        if self.root == NIL {
+            self.insert_split(key, last, val);
+            return 0;
+        }
+        let mut path = [Step::NONE; MAX_HEIGHT];
+        let mut count = 0;
+        let mut n = self.root;
+        for (level, step) in (0..self.height).rev().zip(&mut path) {
+            // One pass over the children: the one the key goes to (the last whose lower bound
+            // is not above the key), and the others that may hold overlapping entries (those
+            // before it whose bound reaches `start`, those after it that start by `last`).
+            let inner = &self.inners[n as usize];
+            let len = inner.len as usize;
+            let mut counted = |j: usize| {
+                if inner.max_last[j] >= start {
+                    let child = inner.child[j];
+                    count += self.count_overlaps(child, level, start, last, first_only, &blocks);
+                }
+                first_only && count > 0
+            };
+            let mut i = 0;
+            let mut j = 1;
+            while j < len
+                && (inner.starts[j] < key.0 || (inner.starts[j] == key.0 && inner.ties[j] <= key.1))
+            {
+                if counted(i) {
+                    return count;
+                }
+                i = j;
+                j += 1;
+            }
+            while j < len && inner.starts[j] <= last {
+                if counted(j) {
+                    return count;
+                }
+                j += 1;
+            }
+            *step = Step::at(n, i);
+            n = inner.child[i];
+        }
+        let leaf = &self.leaves[n as usize];
+        let len = leaf.len as usize;
+        let mut pos = len;
+        for j in 0..len {
+            let e = &leaf.e[j];
+            if e.start > last {
+                pos = pos.min(j);
+                break;
+            }
+            if pos == len && e.is_after(key) {
+                pos = j;
+            }
+            if e.last >= start && blocks(&e.val) {
+                count += 1;
+                if first_only {
+                    return count;
+                }
+            }
+        }
+        if count > 0 {
+            return count;
+        }
+        if len == B {
+            // Before anything changes: the split may need nodes.
+            self.reserve(1);
+        }
+        let path = &path[..self.height];
+        for &Step { node, child } in path {
+            let max = &mut self.inners[node as usize].max_last[child as usize];
+            *max = (*max).max(last);
+        }
+        self.insert_at(path, n, pos, key, last, val);
+        0
+    }
+
+    /// The number of entries below node `n` (`level` levels above the leaves) that overlap
+    /// `[start, last]` and have values that `blocks`; with `first_only`, at most 1.
+    fn count_overlaps(
+        &self,
+        n: Idx,
+        level: usize,
+        start: u64,
+        last: u64,
+        first_only: bool,
+        blocks: &impl Fn(&V) -> bool,
+    ) -> usize {
+        let mut count = 0;
+        if level == 0 {
+            let leaf = &self.leaves[n as usize];
+            for e in &leaf.e[..leaf.len as usize] {
+                if e.start > last {
+                    break;
+                }
+                if e.last >= start && blocks(&e.val) {
+                    count += 1;
+                    if first_only {
+                        break;
+                    }
+                }
+            }
+            return count;
+        }
+        let inner = &self.inners[n as usize];
+        for i in 0..inner.len as usize {
+            if i > 0 && inner.starts[i] > last {
+                break;
+            }
+            if inner.max_last[i] >= start {
+                count +=
+                    self.count_overlaps(inner.child[i], level - 1, start, last, first_only, blocks);
+                if first_only && count > 0 {
+                    break;
+                }
+            }
+        }
+        count
     }
 
     /// After node `left` split off `right` (with lower bound `sep`), records `right` in the
@@ -360,7 +534,7 @@ impl<V: Copy + Default> IntervalTree<V> {
         right: Idx,
         right_max: u64,
     ) {
-        let Some((&Step { node: p, child: i }, above)) = path.split_last() else {
+        let Some((&Step { node: p, child }, above)) = path.split_last() else {
             // `left` was the root: a new root above both.
             let root = self.new_inner();
             let inner = &mut self.inners[root as usize];
@@ -373,6 +547,7 @@ impl<V: Copy + Default> IntervalTree<V> {
             debug_assert!(self.height <= MAX_HEIGHT);
             return;
         };
+        let i = child as usize;
         let inner = &mut self.inners[p as usize];
         inner.max_last[i] = left_max;
         let len = inner.len as usize;
@@ -408,22 +583,19 @@ impl<V: Copy + Default> IntervalTree<V> {
         let mut n = self.root;
         for step in &mut path[..self.height] {
             let i = self.child_for(n, key);
-            *step = Step { node: n, child: i };
+            *step = Step::at(n, i);
             n = self.inners[n as usize].child[i];
         }
         let leaf = &self.leaves[n as usize];
         (0..leaf.len as usize)
-            .find(|&j| leaf.e[j].start == key.0 && leaf.e[j].tie == key.1)
+            .find(|&j| leaf.e[j].has_key(key))
             .map(|j| (n, j))
     }
 
     /// The `last` and value of entry `(start, tie)`.
     #[cfg(test)]
     pub(crate) fn get(&self, start: u64, tie: u64) -> Option<(u64, &V)> {
-        let mut path = [Step {
-            node: NIL,
-            child: 0,
-        }; MAX_HEIGHT];
+        let mut path = [Step::NONE; MAX_HEIGHT];
         let (n, j) = self.find((start, tie), &mut path)?;
         let leaf = &self.leaves[n as usize];
         Some((leaf.e[j].last, &leaf.e[j].val))
@@ -431,10 +603,7 @@ impl<V: Copy + Default> IntervalTree<V> {
 
     /// The value of entry `(start, tie)`, mutably.
     pub(crate) fn get_mut(&mut self, start: u64, tie: u64) -> Option<&mut V> {
-        let mut path = [Step {
-            node: NIL,
-            child: 0,
-        }; MAX_HEIGHT];
+        let mut path = [Step::NONE; MAX_HEIGHT];
         let (n, j) = self.find((start, tie), &mut path)?;
         Some(&mut self.leaves[n as usize].e[j].val)
     }
@@ -458,7 +627,7 @@ impl<V: Copy + Default> IntervalTree<V> {
         }
         let leaf = &mut self.leaves[n as usize];
         let len = leaf.len as usize;
-        let j = (0..len).find(|&j| leaf.e[j].start == key.0 && leaf.e[j].tie == key.1)?;
+        let j = (0..len).find(|&j| leaf.e[j].has_key(key))?;
         let (last, val) = (leaf.e[j].last, leaf.e[j].val);
         if self.height > 0 && (len == 1 || last == bound) {
             return self.remove_along_path(key);
@@ -474,10 +643,7 @@ impl<V: Copy + Default> IntervalTree<V> {
     #[cold]
     #[inline(never)]
     fn remove_along_path(&mut self, key: Key) -> Option<(u64, V)> {
-        let mut path = [Step {
-            node: NIL,
-            child: 0,
-        }; MAX_HEIGHT];
+        let mut path = [Step::NONE; MAX_HEIGHT];
         let (n, j) = self.find(key, &mut path)?;
         let leaf = &mut self.leaves[n as usize];
         let len = leaf.len as usize;
@@ -490,7 +656,7 @@ impl<V: Copy + Default> IntervalTree<V> {
             if leaf.len == 0 {
                 self.free_leaf(n);
                 self.unlink_child(path);
-            } else if self.inners[node as usize].max_last[child] == last {
+            } else if self.inners[node as usize].max_last[child as usize] == last {
                 // The removed entry was the leaf's maximum: lower the bounds above.
                 let max = self.leaf_max(n);
                 self.lower_max(path, max);
@@ -502,9 +668,10 @@ impl<V: Copy + Default> IntervalTree<V> {
 
     /// Removes the child at the end of `path` (already freed) from its parent.
     fn unlink_child(&mut self, path: &[Step]) {
-        let Some((&Step { node: p, child: i }, above)) = path.split_last() else {
+        let Some((&Step { node: p, child }, above)) = path.split_last() else {
             return;
         };
+        let i = child as usize;
         let inner = &mut self.inners[p as usize];
         let len = inner.len as usize;
         shift_left(&mut inner.starts, i, len);
@@ -525,6 +692,7 @@ impl<V: Copy + Default> IntervalTree<V> {
     /// a parent's maximum.
     fn lower_max(&mut self, path: &[Step], mut max: u64) {
         for &Step { node, child } in path.iter().rev() {
+            let child = child as usize;
             let inner = &mut self.inners[node as usize];
             if inner.max_last[child] == max {
                 return;
@@ -573,7 +741,7 @@ impl<V: Copy + Default> IntervalTree<V> {
                 if e.start > last {
                     break;
                 }
-                if e.last >= start && !f(e.start, e.last, e.tie, &mut e.val) {
+                if e.last >= start && !f(e.start, e.last, e.val.tie(), &mut e.val) {
                     return false;
                 }
             }
@@ -671,9 +839,9 @@ impl<V: Copy + Default> IntervalTree<V> {
             let id = fresh.new_leaf();
             let leaf = &mut fresh.leaves[id as usize];
             for (j, &(s, t, l, v)) in chunk.iter().enumerate() {
+                debug_assert_eq!(v.tie(), t);
                 leaf.e[j] = LeafEntry {
                     start: s,
-                    tie: t,
                     last: l,
                     val: v,
                 };
@@ -764,7 +932,7 @@ impl<V: Copy + Default> IntervalTree<V> {
             assert!(leaf.len > 0 || n == self.root, "empty leaf below the root");
             let mut max = 0;
             for j in 0..leaf.len as usize {
-                let key = (leaf.e[j].start, leaf.e[j].tie);
+                let key = leaf.e[j].key();
                 assert!(leaf.e[j].start <= leaf.e[j].last, "inverted interval");
                 assert!(prev.is_none_or(|p| p < key), "keys out of order");
                 assert!(low.is_none_or(|l| l <= key), "key below its lower bound");
@@ -807,19 +975,17 @@ fn out_of_memory() -> ! {
 
 /// Where `key` goes in `leaf`: after every smaller key.
 #[inline]
-fn leaf_pos<V>(leaf: &Leaf<V>, key: Key) -> usize {
+fn leaf_pos<V: Tied>(leaf: &Leaf<V>, key: Key) -> usize {
     let len = leaf.len as usize;
-    (0..len)
-        .find(|&j| (leaf.e[j].start, leaf.e[j].tie) > key)
-        .unwrap_or(len)
+    (0..len).find(|&j| leaf.e[j].is_after(key)).unwrap_or(len)
 }
 
-fn leaf_insert<V: Copy>(leaf: &mut Leaf<V>, pos: usize, key: Key, last: u64, val: V) {
+fn leaf_insert<V: Tied>(leaf: &mut Leaf<V>, pos: usize, key: Key, last: u64, val: V) {
+    debug_assert_eq!(val.tie(), key.1, "an entry's value carries its tie");
     let len = leaf.len as usize;
     shift_right(&mut leaf.e, pos, len);
     leaf.e[pos] = LeafEntry {
         start: key.0,
-        tie: key.1,
         last,
         val,
     };
@@ -887,6 +1053,13 @@ mod tests {
     /// The model: key -> (last, value).
     type Model = BTreeMap<Key, (u64, u32)>;
 
+    /// Test values: the tie, and a number.
+    impl Tied for (u64, u32) {
+        fn tie(&self) -> u64 {
+            self.0
+        }
+    }
+
     fn overlaps_in(model: &Model, start: u64, last: u64) -> Vec<(u64, u64, u64, u32)> {
         model
             .iter()
@@ -896,13 +1069,13 @@ mod tests {
     }
 
     fn overlaps_of(
-        tree: &mut IntervalTree<u32>,
+        tree: &mut IntervalTree<(u64, u32)>,
         start: u64,
         last: u64,
     ) -> Vec<(u64, u64, u64, u32)> {
         let mut out = Vec::new();
         tree.for_each_overlap(start, last, |s, l, t, v| {
-            out.push((s, l, t, *v));
+            out.push((s, l, t, v.1));
             true
         });
         out
@@ -916,7 +1089,7 @@ mod tests {
         let rounds = if cfg!(miri) { 1 } else { 8 };
         for seed in 0..rounds {
             let mut rng = Rng::new(seed);
-            let mut tree = IntervalTree::<u32>::new();
+            let mut tree = IntervalTree::<(u64, u32)>::new();
             let mut model = Model::new();
             let space = [64, 1_000, 1 << 40][seed as usize % 3];
             let steps = if cfg!(miri) { 300 } else { 6_000 };
@@ -935,13 +1108,30 @@ mod tests {
                     tie += 1;
                     let v = rng.below(1000) as u32;
                     tree.reserve(1);
-                    tree.insert(start, tie, last, v);
-                    model.insert((start, tie), (last, v));
+                    if rng.below(2) == 0 {
+                        tree.insert(start, tie, last, (tie, v));
+                        model.insert((start, tie), (last, v));
+                    } else {
+                        // Blocked by overlapping entries with a value divisible by 5.
+                        let first_only = rng.below(2) == 0;
+                        let blocked = overlaps_in(&model, start, last)
+                            .iter()
+                            .filter(|o| o.3 % 5 == 0)
+                            .count();
+                        let want = if first_only { blocked.min(1) } else { blocked };
+                        let got = tree.insert_unless(start, tie, last, (tie, v), first_only, |v| {
+                            v.1 % 5 == 0
+                        });
+                        assert_eq!(got, want, "entries blocking [{start}, {last}]");
+                        if blocked == 0 {
+                            model.insert((start, tie), (last, v));
+                        }
+                    }
                 } else {
                     let i = rng.below(model.len() as u64) as usize;
                     let (&(s, t), &(l, v)) = model.iter().nth(i).unwrap();
-                    assert_eq!(tree.get(s, t), Some((l, &v)));
-                    assert_eq!(tree.remove(s, t), Some((l, v)));
+                    assert_eq!(tree.get(s, t), Some((l, &(t, v))));
+                    assert_eq!(tree.remove(s, t), Some((l, (t, v))));
                     assert_eq!(tree.remove(s, t), None);
                     model.remove(&(s, t));
                 }
@@ -954,7 +1144,7 @@ mod tests {
                 let want = model
                     .iter()
                     .any(|(&(s, _), &(l, v))| s <= ql && l >= qs && v % 2 == 0);
-                assert_eq!(tree.any_overlap(qs, ql, |v| v % 2 == 0), want);
+                assert_eq!(tree.any_overlap(qs, ql, |v| v.1 % 2 == 0), want);
                 assert_eq!(tree.len(), model.len());
             }
             tree.check();
@@ -963,31 +1153,31 @@ mod tests {
 
     #[test]
     fn an_overlap_walk_can_stop_early_and_modify_values() {
-        let mut tree = IntervalTree::<u32>::new();
+        let mut tree = IntervalTree::<(u64, u32)>::new();
         for i in 0..100u64 {
-            tree.insert(i * 10, i, i * 10 + 5, 0);
+            tree.insert(i * 10, i, i * 10 + 5, (i, 0));
         }
         let mut seen = 0;
         tree.for_each_overlap(0, u64::MAX, |_, _, _, v| {
-            *v += 1;
+            v.1 += 1;
             seen += 1;
             seen < 30
         });
         assert_eq!(seen, 30);
-        assert_eq!(tree.get(290, 29), Some((295, &1)));
-        assert_eq!(tree.get(300, 30), Some((305, &0)));
-        *tree.get_mut(300, 30).unwrap() = 7;
-        assert_eq!(tree.get(300, 30), Some((305, &7)));
+        assert_eq!(tree.get(290, 29), Some((295, &(29, 1))));
+        assert_eq!(tree.get(300, 30), Some((305, &(30, 0))));
+        tree.get_mut(300, 30).unwrap().1 = 7;
+        assert_eq!(tree.get(300, 30), Some((305, &(30, 7))));
         tree.check();
     }
 
     #[test]
     fn the_full_range_and_the_top_of_the_space_are_found() {
-        let mut tree = IntervalTree::<u32>::new();
-        tree.insert(0, 0, u64::MAX, 1);
-        tree.insert(u64::MAX, 1, u64::MAX, 2);
+        let mut tree = IntervalTree::<(u64, u32)>::new();
+        tree.insert(0, 0, u64::MAX, (0, 1));
+        tree.insert(u64::MAX, 1, u64::MAX, (1, 2));
         for i in 0..40u64 {
-            tree.insert(1000 + i, 2 + i, 1000 + i, 3);
+            tree.insert(1000 + i, 2 + i, 1000 + i, (2 + i, 3));
         }
         assert_eq!(overlaps_of(&mut tree, u64::MAX, u64::MAX).len(), 2);
         assert_eq!(overlaps_of(&mut tree, 5, 5).len(), 1);
@@ -1000,9 +1190,9 @@ mod tests {
     #[test]
     fn memory_goes_back_after_a_burst() {
         let n = if cfg!(miri) { 500 } else { 100_000 };
-        let mut tree = IntervalTree::<u32>::new();
+        let mut tree = IntervalTree::<(u64, u32)>::new();
         for i in 0..n {
-            tree.insert(i * 2, i, i * 2, 0);
+            tree.insert(i * 2, i, i * 2, (i, 0));
         }
         let peak = tree.heap_bytes();
         // Leave one in 64: sparse leaves.
@@ -1028,7 +1218,7 @@ mod tests {
         assert!(tree.heap_bytes() <= RETAIN_BYTES);
         // Small steady use stays allocated between uses.
         tree.reserve(1);
-        tree.insert(1, 1, 1, 1);
+        tree.insert(1, 1, 1, (1, 1));
         let kept = tree.heap_bytes();
         tree.remove(1, 1);
         tree.trim();

@@ -825,7 +825,7 @@ impl RangeRwLock {
 
     /// Acquires `parts` (one range if `one`, else a set, which is held in the tree): a barging
     /// lock's request that may wait barges, any other queues in the tree.
-    #[inline]
+    #[inline(always)]
     fn acquire_request(&self, parts: &[Part], one: bool, wait: Wait) -> Option<Place> {
         match (self.handoff(), wait) {
             (Some(handoff), Wait::Forever | Wait::Until(_)) => {
@@ -960,13 +960,11 @@ impl RangeRwLock {
         // outlives the tree's reference to it.
         let node;
         let mut tree = self.lock_tree(parts.len());
-        let blocking = tree.conflicts(parts, matches!(wait, Wait::Never));
-        if blocking == 0 {
-            return Some(tree.queue(parts, 0, None));
-        }
-        if let Wait::Never = wait {
-            return None;
-        }
+        let blocking = match tree.queue_granted(parts, matches!(wait, Wait::Never)) {
+            Ok(seq) => return Some(seq),
+            Err(_) if matches!(wait, Wait::Never) => return None,
+            Err(blocking) => blocking,
+        };
         node = WaitNode::new();
         let seq = tree.queue(parts, blocking, Some(&node));
         drop(tree);

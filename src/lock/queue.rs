@@ -16,7 +16,7 @@
 use super::fast::NO_SEQ;
 use super::wait::{NodeRef, Outside, WaitNode, WakeList, LINKED_GRANT};
 use super::SLOTS;
-use crate::tree::IntervalTree;
+use crate::tree::{IntervalTree, Tied};
 
 /// Shared (read) or exclusive (write).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,11 +45,11 @@ pub(crate) struct Part {
 /// entries around on every insert and remove.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Entry {
-    /// The queue position (`PRIO`), the mode (`WRITE`) and whether the request has more than
+    /// The request's `seq` (`SEQ`), the mode (`WRITE`) and whether the request has more than
     /// one entry, a set of ranges (`MULTI`).
     ///
-    /// Queue position: an entry counts the conflicting entries of lower position, the requests
-    /// that arrived before it (`seq + 1`).
+    /// `seq` is the queue position, the tie-break of the entry's key: an entry counts the
+    /// conflicting entries of lower `seq`, the requests that arrived before it.
     bits: u64,
     /// The waiting request's node; `None` once its thread holds the request.
     pub(crate) node: Option<NodeRef>,
@@ -57,21 +57,27 @@ pub(crate) struct Entry {
 
 const WRITE: u64 = 1 << 62;
 const MULTI: u64 = 1 << 63;
-const PRIO: u64 = WRITE - 1;
+const SEQ: u64 = WRITE - 1;
+
+impl Tied for Entry {
+    fn tie(&self) -> u64 {
+        self.seq()
+    }
+}
 
 impl Entry {
-    fn new(prio: u64, mode: Mode, multi: bool, node: Option<NodeRef>) -> Entry {
-        assert!(prio <= PRIO, "range lock: queue positions exhausted");
+    fn new(seq: u64, mode: Mode, multi: bool, node: Option<NodeRef>) -> Entry {
+        assert!(seq <= SEQ, "range lock: queue positions exhausted");
         let mode = if mode == Mode::Write { WRITE } else { 0 };
         let multi = if multi { MULTI } else { 0 };
         Entry {
-            bits: prio | mode | multi,
+            bits: seq | mode | multi,
             node,
         }
     }
 
-    pub(crate) fn prio(&self) -> u64 {
-        self.bits & PRIO
+    pub(crate) fn seq(&self) -> u64 {
+        self.bits & SEQ
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -89,6 +95,12 @@ impl Entry {
     fn set_read(&mut self) {
         self.bits &= !WRITE;
     }
+}
+
+/// Whether a request of `mode` waits for (counts) `entry`, which overlaps it and is ahead of it.
+#[inline]
+fn blocks(mode: Mode, entry: &Entry) -> bool {
+    mode.conflicts(entry.mode())
 }
 
 /// What a queued request was told.
@@ -142,7 +154,7 @@ impl State {
             self.next_seq += 1;
             self.next_seq - 1
         });
-        let entry = Entry::new(seq + 1, part.mode, false, None);
+        let entry = Entry::new(seq, part.mode, false, None);
         self.tree.insert(part.start, seq, part.last, entry);
         self.requests += 1;
         seq
@@ -177,7 +189,7 @@ impl State {
         for part in parts {
             self.tree
                 .for_each_overlap(part.start, part.last, |_, _, _, entry| {
-                    if !part.mode.conflicts(entry.mode()) {
+                    if !blocks(part.mode, entry) {
                         return true;
                     }
                     blocking += 1;
@@ -188,6 +200,33 @@ impl State {
             }
         }
         blocking
+    }
+
+    /// Queues a request for `parts` (disjoint, sorted, not empty) as granted if nothing in the
+    /// tree conflicts with it, and returns its `seq`; otherwise queues nothing and returns the
+    /// number of conflicting entries (with `first_only`, 1). A request of one range is counted
+    /// and inserted in one walk of the tree.
+    #[inline]
+    pub(crate) fn queue_granted(&mut self, parts: &[Part], first_only: bool) -> Result<u64, usize> {
+        let [part] = parts else {
+            return match self.conflicts(parts, first_only) {
+                0 => Ok(self.queue(parts, 0, None)),
+                blocking => Err(blocking),
+            };
+        };
+        let seq = self.next_seq;
+        let entry = Entry::new(seq, part.mode, false, None);
+        let blocking =
+            self.tree
+                .insert_unless(part.start, seq, part.last, entry, first_only, |e| {
+                    blocks(part.mode, e)
+                });
+        if blocking > 0 {
+            return Err(blocking);
+        }
+        self.next_seq += 1;
+        self.requests += 1;
+        Ok(seq)
     }
 
     /// Queues a request for `parts` behind the `blocking` entries it conflicts with (see
@@ -201,7 +240,6 @@ impl State {
         node: Option<&WaitNode>,
     ) -> u64 {
         let seq = self.next_seq;
-        let prio = seq + 1;
         self.next_seq += 1;
         let node = if blocking > 0 {
             let node = node.expect("a request that waits has a node");
@@ -214,7 +252,7 @@ impl State {
         };
         let multi = parts.len() > 1;
         for part in parts {
-            let entry = Entry::new(prio, part.mode, multi, node);
+            let entry = Entry::new(seq, part.mode, multi, node);
             self.tree.insert(part.start, seq, part.last, entry);
         }
         self.requests += 1;
@@ -342,9 +380,7 @@ impl State {
         }
         let waiting = &mut self.waiting;
         self.tree.for_each_overlap(start, last, |_, _, _, entry| {
-            if entry.prio() <= gone.prio()
-                || !gone.mode().conflicts(entry.mode())
-                || !counted(entry)
+            if entry.seq() <= gone.seq() || !gone.mode().conflicts(entry.mode()) || !counted(entry)
             {
                 return true;
             }
@@ -370,10 +406,16 @@ impl State {
 
     /// Marks the entries of every granted request with several ranges as held (single-range
     /// requests were marked during the walk that granted them).
+    #[inline]
     fn finish_grants(&mut self, wake: &WakeList<'_>) {
-        if wake.is_empty() {
-            return;
+        if !wake.is_empty() {
+            self.hold_granted_sets(wake);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hold_granted_sets(&mut self, wake: &WakeList<'_>) {
         for node in wake.iter() {
             // Notified requests (from outside the tree) have no entries.
             if node.state() == LINKED_GRANT && node.parts().len() > 1 {
