@@ -364,14 +364,22 @@ impl<V: Tied> IntervalTree<V> {
 
     /// Inserts the entry at `pos` of leaf `n`, at the end of `path` (whose bounds already
     /// cover it), splitting the leaf if it is full.
+    #[inline]
     fn insert_at(&mut self, path: &[Step], n: Idx, pos: usize, key: Key, last: u64, val: V) {
         self.len += 1;
         let leaf = &mut self.leaves[n as usize];
         if (leaf.len as usize) < B {
             leaf_insert(leaf, pos, key, last, val);
-            return;
+        } else {
+            self.split_leaf(path, n, pos, key, last, val);
         }
-        // Split: the upper half moves to a new right sibling, then the entry goes in its half.
+    }
+
+    /// [`insert_at`](Self::insert_at) a full leaf: the upper half moves to a new right
+    /// sibling, then the entry goes in its half.
+    #[cold]
+    #[inline(never)]
+    fn split_leaf(&mut self, path: &[Step], n: Idx, pos: usize, key: Key, last: u64, val: V) {
         self.headroom = 0;
         let right = self.new_leaf();
         let half = B / 2;
