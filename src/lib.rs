@@ -148,9 +148,10 @@
 //! request, granted or waiting, is an entry of one interval tree (a B+-tree of array nodes
 //! ordered by start, each inner node keeping the largest end below each child). A request
 //! counts the conflicting entries already in the tree, inserts itself and waits until its
-//! count is zero; an entry that leaves decrements the count of every later conflicting entry
-//! it overlaps and wakes those that reach zero. That is the whole rule: FIFO follows from
-//! counting only the entries ahead.
+//! count is zero (for one range, counting and inserting are one descent of the tree); an entry
+//! that leaves decrements the count of every later conflicting entry it overlaps and wakes
+//! those that reach zero. That is the whole rule: FIFO follows from counting only the entries
+//! ahead.
 #![warn(missing_docs)]
 
 // The README's examples are doc tests too, so that it cannot drift from the API.

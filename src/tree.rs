@@ -773,30 +773,8 @@ impl<V: Tied> IntervalTree<V> {
 
     /// Whether any entry overlapping `[start, last]` satisfies `pred`.
     pub(crate) fn any_overlap(&self, start: u64, last: u64, pred: impl Fn(&V) -> bool) -> bool {
-        self.root != NIL && self.find_overlap(self.root, self.height, start, last, &pred)
-    }
-
-    fn find_overlap(
-        &self,
-        n: Idx,
-        level: usize,
-        start: u64,
-        last: u64,
-        pred: &impl Fn(&V) -> bool,
-    ) -> bool {
-        if level == 0 {
-            let leaf = &self.leaves[n as usize];
-            return (0..leaf.len as usize)
-                .take_while(|&j| leaf.e[j].start <= last)
-                .any(|j| leaf.e[j].last >= start && pred(&leaf.e[j].val));
-        }
-        let inner = &self.inners[n as usize];
-        (0..inner.len as usize)
-            .take_while(|&i| i == 0 || inner.starts[i] <= last)
-            .any(|i| {
-                inner.max_last[i] >= start
-                    && self.find_overlap(inner.child[i], level - 1, start, last, pred)
-            })
+        self.root != NIL
+            && self.count_overlaps(self.root, self.height, start, last, true, &pred) > 0
     }
 
     /// Gives memory back after a burst: an empty tree keeps at most [`RETAIN_BYTES`]; a tree
