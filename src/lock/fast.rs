@@ -476,8 +476,8 @@ impl RangeRwLock {
             }
         }
         self.to_tree(&mut tree, parts.len());
-        if let Some(queued) = tree.enqueue(parts, None, true) {
-            return held(&mut tree, Place::Tree(queued.seq));
+        if let Ok(seq) = tree.queue_granted(parts, true) {
+            return held(&mut tree, Place::Tree(seq));
         }
         if !may_wait {
             return refused(&mut tree, &mut wake);

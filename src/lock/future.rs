@@ -213,8 +213,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             // Not queued yet, and under the mutex: the waker slot is ours.
             self.node.reset();
             self.node.set_waker(cx.waker());
-            tree.enqueue(parts, Some(&self.node), false)
-                .expect("a waiting request is always queued")
+            tree.enqueue(parts, &self.node)
         };
         if queued.granted {
             return Some(Place::Tree(queued.seq));

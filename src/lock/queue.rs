@@ -160,24 +160,16 @@ impl State {
         seq
     }
 
-    /// Queues a request for `parts` (disjoint, sorted). With `try_only`, a request that would
-    /// have to wait is not queued (`None`). `node` is used only if the request waits, and must
-    /// then be given.
-    pub(crate) fn enqueue(
-        &mut self,
-        parts: &[Part],
-        node: Option<&WaitNode>,
-        try_only: bool,
-    ) -> Option<Queued> {
-        let blocking = self.conflicts(parts, try_only);
-        if try_only && blocking > 0 {
-            return None;
+    /// Queues a request for `parts` (disjoint, sorted, not empty), granted at once if nothing
+    /// in the tree conflicts with it, else waiting with `node`.
+    pub(crate) fn enqueue(&mut self, parts: &[Part], node: &WaitNode) -> Queued {
+        match self.queue_granted(parts, false) {
+            Ok(seq) => Queued { seq, granted: true },
+            Err(blocking) => Queued {
+                seq: self.queue(parts, blocking, Some(node)),
+                granted: false,
+            },
         }
-        let node = (blocking > 0).then(|| node.expect("a request that waits has a node"));
-        Some(Queued {
-            seq: self.queue(parts, blocking, node),
-            granted: blocking == 0,
-        })
     }
 
     /// The number of entries in the tree that a request for `parts` (disjoint, sorted, not

@@ -98,7 +98,13 @@ fn granted_set_matches_the_fifo_model() {
                 let free = !live.iter().any(|r| conflicts_any(&parts, &r.parts));
                 let node = Box::new(WaitNode::new());
                 state.reserve(parts.len());
-                match state.enqueue(&parts, Some(&node), try_only) {
+                let queued = if try_only {
+                    let seq = state.queue_granted(&parts, true).ok();
+                    seq.map(|seq| Queued { seq, granted: true })
+                } else {
+                    Some(state.enqueue(&parts, &node))
+                };
+                match queued {
                     Some(q) => {
                         assert!(!try_only || free, "try succeeded past a conflict ({ctx})");
                         assert_eq!(q.granted, free, "({ctx})");
@@ -210,8 +216,8 @@ impl OutsideModel {
     /// A try that does not wait: the request holds its ranges, or waits outside.
     fn try_take(&mut self, state: &mut State, mut req: Req) {
         state.reserve(req.parts.len());
-        if let Some(queued) = state.enqueue(&req.parts, None, true) {
-            req.seq = queued.seq;
+        if let Ok(seq) = state.queue_granted(&req.parts, true) {
+            req.seq = seq;
             self.held.push(req);
             return;
         }
@@ -447,28 +453,28 @@ fn a_set_waits_for_every_conflict_and_takes_one_queue_position() {
     let part = |start, last, mode| Part { start, last, mode };
     let a = [part(0, 9, Mode::Write)];
     let b = [part(20, 29, Mode::Read)];
-    let qa = state.enqueue(&a, None, false).unwrap();
-    let qb = state.enqueue(&b, None, false).unwrap();
+    let qa = state.queue_granted(&a, false).unwrap();
+    let qb = state.queue_granted(&b, false).unwrap();
     // The set overlaps both holders; it holds neither part while it waits.
     let set = [part(5, 6, Mode::Read), part(25, 25, Mode::Write)];
     let node = WaitNode::new();
-    let qs = state.enqueue(&set, Some(&node), false).unwrap();
+    let qs = state.enqueue(&set, &node);
     assert!(!qs.granted);
     assert_eq!(node.blocking(), 2);
     assert!(!state.is_held(5, qs.seq) && !state.is_held(25, qs.seq));
     // A later reader of 6 conflicts with the writer `a` only (readers share the set's part).
     let later = [part(6, 6, Mode::Read)];
     let node2 = WaitNode::new();
-    let ql = state.enqueue(&later, Some(&node2), false).unwrap();
+    let ql = state.enqueue(&later, &node2);
     assert_eq!(node2.blocking(), 1);
     let mut wake = WakeList::new(&parker);
-    state.leave(&a, qa.seq, &mut wake);
+    state.leave(&a, qa, &mut wake);
     assert_eq!(wake.iter().count(), 1, "only the later reader is free");
     drop(wake);
     assert_eq!(node2.state(), GRANTED);
     assert!(!state.is_held(5, qs.seq));
     let mut wake = WakeList::new(&parker);
-    state.leave(&b, qb.seq, &mut wake);
+    state.leave(&b, qb, &mut wake);
     drop(wake);
     assert_eq!(node.state(), GRANTED);
     assert!(state.is_held(5, qs.seq) && state.is_held(25, qs.seq));
