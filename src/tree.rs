@@ -278,7 +278,7 @@ impl<V: Tied> IntervalTree<V> {
     }
 
     /// The child of inner node `n` whose key range holds `key`.
-    #[inline]
+    #[inline(always)]
     fn child_for(&self, n: Idx, key: Key) -> usize {
         let inner = &self.inners[n as usize];
         let len = inner.len as usize;
