@@ -115,7 +115,9 @@
 //! in one word with a compare-exchange and publishes its range beside it (1.1x to 1.3x the cost
 //! of `parking_lot::RwLock`'s write lock and unlock in the runs here). When requests conflict,
 //! every request takes the internal mutex to queue and to leave, for O(log n + k) work on n queued
-//! requests and k overlapping ones; when the queue drains, the lock returns to the slots. A
+//! requests and k overlapping ones (one descent to count and insert, one to leave: with 100
+//! ranges held, about what a sorted `Vec` under a mutex costs, and with 10,000 less than a
+//! `BTreeMap` under one); when the queue drains, the lock returns to the slots. A
 //! waiting thread watches its grant flag briefly before it parks; it is woken after the mutex
 //! is released. A waiting future is woken through its `Waker`. A barging lock keeps a request
 //! that would wait out of the tree until its hand-off deadline: it waits in a side list and
