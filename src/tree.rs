@@ -314,37 +314,10 @@ impl<V: Tied> IntervalTree<V> {
 
     /// Inserts `[start, last]` under key `(start, tie)`, which must not be in the tree. Does
     /// not allocate if [`reserve`](Self::reserve) was called for it.
-    #[inline]
     pub(crate) fn insert(&mut self, start: u64, tie: u64, last: u64, val: V) {
         debug_assert!(start <= last);
-        let key = (start, tie);
-        if self.root != NIL {
-            // The common case, a leaf with room: one descent, raising the bounds on the way
-            // (the entry goes below them whatever happens next), and no path kept.
-            let mut n = self.root;
-            for _ in 0..self.height {
-                let i = self.child_for(n, key);
-                let inner = &mut self.inners[n as usize];
-                inner.max_last[i] = inner.max_last[i].max(last);
-                n = inner.child[i];
-            }
-            let leaf = &mut self.leaves[n as usize];
-            let len = leaf.len as usize;
-            if len < B {
-                let pos = leaf_pos(leaf, key);
-                leaf_insert(leaf, pos, key, last, val);
-                self.len += 1;
-                return;
-            }
-        }
-        self.insert_split(key, last, val);
-    }
-
-    /// [`insert`](Self::insert) into an empty tree or a full leaf, which splits.
-    #[cold]
-    #[inline(never)]
-    fn insert_split(&mut self, key: Key, last: u64, val: V) {
         self.reserve(1);
+        let key = (start, tie);
         if self.root == NIL {
             self.root = self.new_leaf();
             self.height = 0;
@@ -414,7 +387,7 @@ impl<V: Tied> IntervalTree<V> {
         debug_assert!(start <= last);
         let key = (start, tie);
         if self.root == NIL {
-            self.insert_split(key, last, val);
+            self.insert(start, tie, last, val);
             return 0;
         }
         let mut path = [Step::NONE; MAX_HEIGHT];
@@ -773,8 +746,22 @@ impl<V: Tied> IntervalTree<V> {
 
     /// Whether any entry overlapping `[start, last]` satisfies `pred`.
     pub(crate) fn any_overlap(&self, start: u64, last: u64, pred: impl Fn(&V) -> bool) -> bool {
-        self.root != NIL
-            && self.count_overlaps(self.root, self.height, start, last, true, &pred) > 0
+        self.count(start, last, true, pred) > 0
+    }
+
+    /// The number of entries overlapping `[start, last]` that satisfy `pred`; with
+    /// `first_only`, at most 1.
+    pub(crate) fn count(
+        &self,
+        start: u64,
+        last: u64,
+        first_only: bool,
+        pred: impl Fn(&V) -> bool,
+    ) -> usize {
+        if self.root == NIL {
+            return 0;
+        }
+        self.count_overlaps(self.root, self.height, start, last, first_only, &pred)
     }
 
     /// Gives memory back after a burst: an empty tree keeps at most [`RETAIN_BYTES`]; a tree

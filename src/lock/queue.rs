@@ -174,19 +174,13 @@ impl State {
 
     /// The number of entries in the tree that a request for `parts` (disjoint, sorted, not
     /// empty) conflicts with; with `first_only`, 0 or 1.
-    #[inline]
-    pub(crate) fn conflicts(&mut self, parts: &[Part], first_only: bool) -> usize {
+    pub(crate) fn conflicts(&self, parts: &[Part], first_only: bool) -> usize {
         debug_assert!(!parts.is_empty());
         let mut blocking = 0;
         for part in parts {
-            self.tree
-                .for_each_overlap(part.start, part.last, |_, _, _, entry| {
-                    if !blocks(part.mode, entry) {
-                        return true;
-                    }
-                    blocking += 1;
-                    !first_only
-                });
+            blocking += self
+                .tree
+                .count(part.start, part.last, first_only, |e| blocks(part.mode, e));
             if first_only && blocking > 0 {
                 break;
             }
