@@ -1,5 +1,5 @@
 use super::*;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 
@@ -305,24 +305,27 @@ fn a_barging_waiter_is_passed_within_its_window_and_queues_after_it() {
         };
         let lock = RangeRwLock::barging(handoff);
         let held = lock.write(0..10);
-        // The waiter holds its range until the gate, so that a range found free below is
-        // never one the waiter already had and let go.
-        let gate = std::sync::Barrier::new(2);
+        // The waiter holds its range until the gate opens, so that a range found free below is
+        // never one the waiter already had and let go. (A gate it polls with a time limit: if
+        // an assertion below fails, the unwinding releases `held` and the waiter gets its
+        // range; it must not then wait for a gate that never opens.)
+        let gate = AtomicBool::new(false);
         thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let guard = lock.write(5..6);
-                gate.wait();
+                eventually("the gate opens", || gate.load(SeqCst));
                 guard.range()
             });
             let outside = || lock.lock_state().outside.len();
-            eventually("the waiter waits outside", || outside() == 1);
             if window_closes {
+                // It waits outside for 2 ms first, which an unlucky schedule may not show.
                 eventually("the waiter queues", || lock.lock_state().waiting == 1);
                 assert_eq!(outside(), 0);
                 drop(held);
                 // Granted by the release itself: nothing can take the range in between.
                 assert!(lock.try_write(0..10).is_none(), "passed a queued waiter");
             } else {
+                eventually("the waiter waits outside", || outside() == 1);
                 assert_eq!(lock.lock_state().waiting, 0, "queued within its window");
                 drop(held);
                 // The waiter was only told to try again: a running request may pass it.
@@ -331,7 +334,7 @@ fn a_barging_waiter_is_passed_within_its_window_and_queues_after_it() {
                     None => assert!(lock.is_locked(5..6), "neither holds"),
                 }
             }
-            gate.wait();
+            gate.store(true, SeqCst);
             assert_eq!(waiter.join().unwrap(), 5..=5);
         });
         assert_eq!(lock.waiting(), 0);
