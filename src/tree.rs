@@ -48,7 +48,7 @@ struct Leaf<V> {
     /// Next free leaf, while this one is on the free chain.
     next_free: Idx,
     /// The entries in key order. One array of records rather than one array per field: an
-    /// insert or remove moves the tail of the leaf with one copy instead of four.
+    /// insert or remove moves the tail of the leaf with one copy instead of three.
     e: [LeafEntry<V>; B],
 }
 
