@@ -1,11 +1,11 @@
 //! The only module that knows about loom.
 //!
 //! Normally the lock is built from `parking_lot`'s mutex, `std`'s atomics and `UnsafeCell`, and
-//! parks through `parking_lot_core`. Under `cfg(rangelock_loom)` the same names are loom's, and parking is a
-//! small queue of loom threads with the same contract, so the loom models in `loom-tests/`
-//! check the code that ships. The cfg is this crate's own, not loom's usual `cfg(loom)`, so that
-//! a downstream crate that builds its own loom models with `--cfg loom` still gets the real
-//! lock (and `const fn new`).
+//! parks through `parking_lot_core`. Under `cfg(rangelock_loom)` the same names are loom's, and
+//! parking is a small queue of loom threads with the same contract, so the loom models in
+//! `loom-tests/` check the code that ships. The cfg is this crate's own, not loom's usual
+//! `cfg(loom)`, so that a downstream crate that builds its own loom models with `--cfg loom`
+//! still gets the real lock (and `const fn new`).
 //!
 //! The parking contract ([`Parker`]): a thread parks on a key (the address of its wait node)
 //! while a condition checked under the parking queue's lock holds; another thread changes what

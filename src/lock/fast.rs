@@ -608,18 +608,18 @@ impl Drop for Tree<'_> {
         let outside = state.outside.len() != 0 || word & OUTSIDE_BITS != 0;
         let demote = word & TREE != 0 && state.waiting == 0 && state.requests <= SLOTS;
         if outside || demote {
-            lock.settle_word(state, word);
+            lock.settle_word(state, word, demote);
         }
     }
 }
 
 impl RangeRwLock {
     /// [`Tree`]'s drop, under the mutex: `PARKED` and `WAITERS` follow the outside list (only
-    /// the mutex holder sets or clears them), and a lock in tree mode with nothing waiting
-    /// and few holders goes back to the fast path.
+    /// the mutex holder sets or clears them), and with `demote` (in tree mode, nothing waiting,
+    /// few holders) the lock goes back to the fast path.
     #[cold]
     #[inline(never)]
-    fn settle_word(&self, state: &mut State, word: u64) {
+    fn settle_word(&self, state: &mut State, word: u64, demote: bool) {
         let bits = match state.outside.len() {
             0 => 0,
             _ if state.outside.needs_parked() => WAITERS | PARKED,
@@ -631,7 +631,7 @@ impl RangeRwLock {
                 self.word
                     .store(word & !OUTSIDE_BITS | bits, Ordering::Relaxed);
             }
-            if state.waiting == 0 && state.requests <= SLOTS {
+            if demote {
                 self.demote(state);
             }
         } else if word & OUTSIDE_BITS != bits {

@@ -210,6 +210,10 @@ pub(crate) struct Outside {
 /// the list when thousands of requests wait. Not looking further only wakes more requests.
 pub(crate) const COVER_SCAN: usize = 8;
 
+/// With more listed requests than this, [`Outside::needs_parked`] says yes without comparing
+/// them with the notified ones, so that a release stays short when many wait.
+const PARKED_SCAN: usize = 16;
+
 /// Whether `listed` is covered by `notified` (see [`Outside`]): both are single ranges,
 /// `listed` is a writer and its range contains `notified`'s.
 fn covers(listed: &[Part], notified: &[Part]) -> bool {
@@ -285,7 +289,7 @@ impl Outside {
     pub(crate) fn needs_parked(&self) -> bool {
         match self.len {
             0 => false,
-            _ if self.notified.is_empty() || self.len > 16 => true,
+            _ if self.notified.is_empty() || self.len > PARKED_SCAN => true,
             _ => self
                 .list
                 .iter()
