@@ -85,6 +85,13 @@
 //! it as it unwinds. [`mem::forget`](core::mem::forget) on a guard leaves its range locked for
 //! the lock's lifetime, which is never undefined behaviour.
 //!
+//! **User code.** A task's waker is the only user code the lock runs, and never under its
+//! internal mutex: it is cloned before the mutex is taken, dropped after, and woken after the
+//! release is complete. A waker that panics when woken does not stop the release from waking
+//! every other request it granted; its panic then reaches the thread that released (unless
+//! that thread is already unwinding). A waker that panics when cloned fails the poll, and the
+//! request stays as it was (dropping its future gives it up as usual).
+//!
 //! **Allocation.** The lock allocates nothing when created (`RangeRwLock::new` is `const`). Its
 //! tree keeps its nodes in a slab that grows to the largest number of requests ever queued at
 //! once and is then reused: in steady state, acquire and release do not allocate, contended or

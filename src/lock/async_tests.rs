@@ -366,3 +366,103 @@ fn futures_and_owned_guards_are_send_and_static() {
     owned(&lock.read_arc(0..1));
     owned(&lock.write_arc(0..1));
 }
+
+// ---- User code that panics: wakers ---------------------------------------------------------
+
+/// A waker whose `wake` panics.
+struct PanicOnWake;
+
+impl Wake for PanicOnWake {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics when woken");
+    }
+}
+
+/// A waker whose `clone` panics (and whose other functions do nothing).
+fn panics_when_cloned() -> Waker {
+    use core::task::{RawWaker, RawWakerVTable};
+    fn clone(_: *const ()) -> RawWaker {
+        panic!("this waker panics when cloned");
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+    // SAFETY: every function of the table accepts any data pointer (none is dereferenced).
+    unsafe { Waker::from_raw(RawWaker::new(core::ptr::null(), &VTABLE)) }
+}
+
+/// Receives within a generous limit, so that a stranded waiter fails the test, not hangs it.
+fn within(rx: &std::sync::mpsc::Receiver<()>, what: &str) {
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what} was never granted"));
+}
+
+#[test]
+fn a_waker_that_panics_when_woken_strands_no_other_granted_waiter() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::mpsc;
+    // Plain threads, not scoped ones: a stranded reader must fail the test, not hang it.
+    let lock = Arc::new(RangeRwLock::new());
+    let held = lock.write(0..10);
+    let (tx, rx) = mpsc::channel();
+    let reader = |lock: Arc<RangeRwLock>, tx: mpsc::Sender<()>| {
+        thread::spawn(move || {
+            drop(lock.read(0..10));
+            tx.send(()).unwrap();
+        })
+    };
+    // Blocking readers queued before and after the async reader: whichever order the release
+    // wakes them in, one comes after the panicking waker.
+    let first = reader(lock.clone(), tx.clone());
+    wait_for_waiting(&lock, 1);
+    let mut fut = pin!(lock.read_async(0..10));
+    let panicky = Waker::from(Arc::new(PanicOnWake));
+    assert!(poll(fut.as_mut(), &panicky).is_pending());
+    let second = reader(lock.clone(), tx);
+    wait_for_waiting(&lock, 3);
+
+    // The waker's panic reaches the releasing thread, after the release is complete.
+    let released = catch_unwind(AssertUnwindSafe(|| drop(held)));
+    assert!(released.is_err(), "the waker's panic is not swallowed");
+    within(&rx, "the first blocking reader");
+    within(&rx, "the second blocking reader");
+    first.join().unwrap();
+    second.join().unwrap();
+    let (_, waker) = counting();
+    let Poll::Ready(guard) = poll(fut.as_mut(), &waker) else {
+        panic!("the async reader was granted but is pending");
+    };
+    drop(guard);
+    assert!(lock.try_write(0..10).is_some(), "nothing is left locked");
+}
+
+#[test]
+fn a_waker_that_panics_when_cloned_loses_no_notification() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    // A short window: both requests below have waited past it when `a` is polled again.
+    let lock = RangeRwLock::barging(std::time::Duration::from_millis(20));
+    let held = lock.write(0..10);
+    let (a_count, a_waker) = counting();
+    let (b_count, b_waker) = counting();
+    let mut a = Box::pin(lock.write_async(0..10));
+    let mut b = pin!(lock.write_async(0..10));
+    assert!(poll(a.as_mut(), &a_waker).is_pending());
+    assert!(poll(b.as_mut(), &b_waker).is_pending());
+    drop(held);
+    // `a` is told; `b`, a writer over the same range, relies on `a` to pass it on.
+    assert_eq!(a_count.0.load(SeqCst), 1);
+    assert_eq!(b_count.0.load(SeqCst), 0);
+
+    thread::sleep(std::time::Duration::from_millis(40));
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        let _ = poll(a.as_mut(), &panics_when_cloned());
+    }));
+    assert!(polled.is_err(), "the waker's panic reaches the poll");
+    // Cancelled after the panic, `a` passes its notification on to `b`.
+    drop(a);
+    assert_eq!(b_count.0.load(SeqCst), 1, "b was never told that a left");
+    let Poll::Ready(guard) = poll(b.as_mut(), &b_waker) else {
+        panic!("b is pending on a free range");
+    };
+    drop(guard);
+    assert!(!lock.is_locked(..));
+}

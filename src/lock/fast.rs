@@ -427,7 +427,8 @@ impl RangeRwLock {
     /// Barging locks: one attempt at `parts` (a request of one range if `one`, else a set,
     /// which is always held in the tree) under the internal mutex. Takes them if nothing is in
     /// the way; else, if `may_wait`, links `node` (in no list; with `waker` for a task) into
-    /// the outside list, to be notified by a release that overlaps them.
+    /// the outside list, to be notified by a release that overlaps them. `waker`, cloned by the
+    /// caller before the mutex, holds the waker left over on return, for the caller to drop.
     ///
     /// In fast mode, a request of one range that finds a free slot is checked against the slots
     /// without moving them into the tree, and a conflict sets `PARKED` in the same hold of the
@@ -437,18 +438,18 @@ impl RangeRwLock {
         parts: &[Part],
         one: bool,
         node: &WaitNode,
-        waker: Option<&Waker>,
+        waker: &mut Option<Waker>,
         may_wait: bool,
     ) -> Barge {
         let mut wake = WakeList::new(&self.parker);
         let mut tree = self.lock_state();
         // A notified request is back (after any step that may fail).
-        let wait_outside = |tree: &mut Tree<'_>| {
+        let mut wait_outside = |tree: &mut Tree<'_>| {
             tree.outside.returned(node);
             // In no list, and under the mutex: the node and its waker slot are ours.
             node.reset();
-            if let Some(waker) = waker {
-                node.set_waker(waker);
+            if let Some(new) = waker.take() {
+                *waker = node.set_waker(new);
             }
             tree.outside.push(node, parts);
             Barge::Outside

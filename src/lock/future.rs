@@ -205,6 +205,9 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     fn enqueue(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
         use super::guard::Place;
         let parts = self.parts();
+        // User code (the waker's clone, and below the old waker's drop) outside the mutex.
+        let waker = cx.waker().clone();
+        let left_over;
         let queued = {
             let mut tree = self.lock.lock_tree(parts.len());
             // A notified request that queues is back: its entries stop whoever it was
@@ -212,9 +215,10 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             tree.outside.returned(&self.node);
             // Not queued yet, and under the mutex: the waker slot is ours.
             self.node.reset();
-            self.node.set_waker(cx.waker());
+            left_over = self.node.set_waker(waker);
             tree.enqueue(parts, &self.node)
         };
+        drop(left_over);
         if queued.granted {
             return Some(Place::Tree(queued.seq));
         }
@@ -234,10 +238,13 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             return self.enqueue(cx);
         }
         let one = matches!(self.request, Request::One { .. });
-        match self
+        // Cloned outside the mutex; what is left over is dropped after it (user code).
+        let mut waker = Some(cx.waker().clone());
+        let barged = self
             .lock
-            .barge_once(self.parts(), one, &self.node, Some(cx.waker()), true)
-        {
+            .barge_once(self.parts(), one, &self.node, &mut waker, true);
+        drop(waker);
+        match barged {
             Barge::Held(place) => Some(place),
             Barge::Outside => {
                 self.phase.set(Phase::Outside(end));
@@ -257,10 +264,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 NOTIFIED => break,
                 LINKED_NOTIFY => wait_unlinked(&lock.parker, &self.node),
                 _ => {
-                    let _state = lock.lock_state();
-                    // Under the mutex a node in the outside list cannot be taken out.
-                    if self.node.state() == WAITING {
-                        self.node.set_waker(cx.waker());
+                    if self.rewake(cx, WAITING) {
                         return None;
                     }
                 }
@@ -282,16 +286,34 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 // waker): that takes a few instructions.
                 LINKED_GRANT => wait_unlinked(&lock.parker, &self.node),
                 _ => {
-                    let _state = lock.lock_state();
-                    // Under the mutex a `WAITING` node cannot be linked: replacing the waker
-                    // cannot race a grant.
-                    if self.node.state() == super::wait::WAITING {
-                        self.node.set_waker(cx.waker());
+                    if self.rewake(cx, super::wait::WAITING) {
                         return false;
                     }
                 }
             }
         }
+    }
+
+    /// A later poll of a request still waiting (in the tree, or outside it): true if its node
+    /// is still `waiting` under the mutex, and the waker of `cx` is then the one a grant or
+    /// notification wakes; false if the node has moved on meanwhile.
+    ///
+    /// Under the mutex a `WAITING` node cannot be linked or taken out of the outside list:
+    /// replacing the waker cannot race a grant or a notification. The waker's clone and the
+    /// left-over waker's drop (user code) run outside the mutex.
+    fn rewake(&self, cx: &Context<'_>, waiting: u8) -> bool {
+        let waker = cx.waker().clone();
+        let left_over;
+        {
+            let _state = self.lock.lock_state();
+            if self.node.state() != waiting {
+                // `waker` is dropped after `_state`, as it was declared before it.
+                return false;
+            }
+            left_over = self.node.set_waker(waker);
+        }
+        drop(left_over);
+        true
     }
 }
 

@@ -878,7 +878,7 @@ impl RangeRwLock {
                 return self.acquire_parts(parts, wait).map(Place::Tree);
             }
             let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
-            match self.barge_once(parts, one, &node, None, may_wait) {
+            match self.barge_once(parts, one, &node, &mut None, may_wait) {
                 Barge::Held(place) => return Some(place),
                 Barge::Refused => return None,
                 Barge::Outside => {}
@@ -897,7 +897,7 @@ impl RangeRwLock {
                 if wait.deadline().is_some_and(|deadline| deadline <= end) {
                     // Not queued: nothing to give back. One last try, as a timed request
                     // that is granted at its deadline would be.
-                    return match self.barge_once(parts, one, &node, None, false) {
+                    return match self.barge_once(parts, one, &node, &mut None, false) {
                         Barge::Held(place) => Some(place),
                         Barge::Outside | Barge::Refused => None,
                     };
@@ -1020,8 +1020,11 @@ impl RangeRwLock {
     fn give_up(&self, node: &WaitNode) -> bool {
         let mut wake = WakeList::new(&self.parker);
         let granted = self.lock_state().settle(node, &mut wake);
-        wake.wake_all();
+        // First: the node may be in a releasing thread's list (it was granted meanwhile), and
+        // a task's waker that panics below must not let its owner free it while it is linked.
         wait_unlinked(&self.parker, node);
+        // Empty if `granted`: a panic from these wakes leaves the caller nothing to release.
+        wake.wake_all();
         granted
     }
 

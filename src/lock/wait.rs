@@ -21,6 +21,7 @@
 use core::marker::PhantomPinned;
 use core::ptr::NonNull;
 use core::task::Waker;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use intrusive_collections::linked_list::AtomicLink;
 use intrusive_collections::{intrusive_adapter, LinkedList, UnsafeRef};
@@ -144,18 +145,25 @@ impl WaitNode {
         self.fixed.with(|f| unsafe { &*(*f).parts })
     }
 
-    /// Under the internal mutex, while the node is `WAITING` or not queued yet: the waker to
-    /// wake when the request is granted (kept if it would wake the same task).
-    pub(crate) fn set_waker(&self, waker: &Waker) {
+    /// Under the internal mutex, while the node is `WAITING` or not queued yet: makes `waker`
+    /// the one to wake when the request is granted or notified, unless the one it holds
+    /// already wakes the same task. Returns the waker left over (the old one, or `waker`), for
+    /// the caller to drop once it has released the mutex.
+    ///
+    /// The caller clones the task's waker before it takes the mutex: a waker's `clone` and
+    /// `drop` are user code, and a panic in them must find the lock's state as it was.
+    /// `will_wake` compares pointers and runs no user code.
+    #[must_use = "drop the left-over waker after releasing the internal mutex"]
+    pub(crate) fn set_waker(&self, waker: Waker) -> Option<Waker> {
         debug_assert_eq!(self.state.load(Ordering::Relaxed), WAITING);
         // SAFETY: while `WAITING`, the waker is accessed only under the internal mutex, which
         // the caller holds (module docs); no releasing thread has the node in its list.
         self.waker.with_mut(|w| unsafe {
             match &*w {
-                Some(old) if old.will_wake(waker) => {}
-                _ => *w = Some(waker.clone()),
+                Some(old) if old.will_wake(&waker) => Some(waker),
+                _ => (*w).replace(waker),
             }
-        });
+        })
     }
 }
 
@@ -338,7 +346,8 @@ fn covered_by(notified: &LinkedList<NotifiedAdapter>, parts: &[Part]) -> bool {
 
 /// Nodes granted or notified under the internal mutex, to be woken after it is dropped: by
 /// [`wake_all`](Self::wake_all), or when the list is dropped (also while unwinding, so that no
-/// granted request is left asleep).
+/// granted request is left asleep). A task's waker that panics does not stop the others: its
+/// panic goes on once every node is woken.
 pub(crate) struct WakeList<'a> {
     list: LinkedList<WakeAdapter>,
     parker: &'a Parker,
@@ -381,6 +390,10 @@ impl<'a> WakeList<'a> {
 
 impl Drop for WakeList<'_> {
     fn drop(&mut self) {
+        // A task's waker is user code: if one panics, every other node still gets its final
+        // state and its owner is still woken; the first panic then goes on (unless this thread
+        // is unwinding already, which a second panic would turn into an abort).
+        let mut panic = None;
         while let Some(node) = self.list.pop_front() {
             let node: &WaitNode = &node;
             let final_state = match node.state() {
@@ -394,11 +407,21 @@ impl Drop for WakeList<'_> {
             // From here on the node may be freed: only `waker` and `key` are used.
             node.state.store(final_state, Ordering::Release);
             match waker {
-                Some(waker) => waker.wake(),
+                Some(waker) => {
+                    let woken = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+                    if let Err(payload) = woken {
+                        panic.get_or_insert(payload);
+                    }
+                }
                 None => self.parker.unpark_one(key),
             }
             // An owner may also wait for the node to be let go (`wait_unlinked`).
             self.parker.done(key);
+        }
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
         }
     }
 }
