@@ -4,6 +4,7 @@
 //!
 //!     cargo run --release --example contention
 //!     cargo run --release --example contention -- --duration 5 --io-us 50 --workload a
+//!     cargo run --release --example contention -- --runs 7 --workload c
 //!
 //! Workloads:
 //!   (a) faults: 32 threads fault or read random pages of a 64 MiB file through a 16 MiB page
@@ -20,8 +21,12 @@
 //! `--backing file` runs them over a real file (`FileBacking`, in `target/contention/`)
 //! instead of the simulated device; the simulated IO latency then does not apply.
 //!
-//! Prints throughput, p50 and p99 operation latency and the ratios, and writes the table as
-//! Markdown, the figures as JSON and a chart as SVG under `target/contention/`.
+//! Each workload runs `--runs` times (default 3) for `--duration` seconds (default 1) per lock;
+//! the locks take turns, so that a load that comes and goes on the machine falls on all of them.
+//! Prints throughput, p50 and p99 operation latency and the ratios of the range lock to the
+//! others, each the median over the runs with its range (min–max): a ratio whose runs lie on
+//! both sides of 1.00x is marked noise, as they do not agree which lock is faster. Writes the
+//! table as Markdown, the figures as JSON and a chart as SVG under `target/contention/`.
 
 use rangelock::mm::{
     Access, AddressSpace, Backing, FileBacking, InvalidateLock, MemBacking, Unlocked, WholeRwSem,
@@ -56,6 +61,16 @@ impl Workload {
         }
     }
 
+    /// The short name the table and the README use.
+    fn label(self) -> &'static str {
+        match self {
+            Workload::Faults => "(a) faults + punches",
+            Workload::Writes => "(b) disjoint writes",
+            Workload::Cached => "(c) cached reads",
+            Workload::Sequential => "(d) sequential reads",
+        }
+    }
+
     fn default_threads(self) -> usize {
         match self {
             Workload::Faults => 32,
@@ -68,16 +83,16 @@ impl Workload {
         let io = config.io.as_micros();
         match self {
             Workload::Faults => format!(
-                "(a) {threads} threads fault/read a 64 MiB file, 16 MiB cache, {io} us IO; \
+                "{threads} threads fault/read a 64 MiB file, 16 MiB cache, {io} us IO; \
                  a punch + rewrite every {} us",
                 config.punch_every.as_micros()
             ),
             Workload::Writes => {
-                format!("(b) {threads} threads write disjoint 4 KiB blocks, {io} us IO")
+                format!("{threads} threads write disjoint 4 KiB blocks, {io} us IO")
             }
-            Workload::Cached => format!("(c) {threads} threads read a cached 4 MiB file"),
+            Workload::Cached => format!("{threads} threads read a cached 4 MiB file"),
             Workload::Sequential => format!(
-                "(d) {threads} threads read 8 MiB each sequentially, 4 MiB cache, {io} us IO per request"
+                "{threads} threads read 8 MiB each sequentially, 4 MiB cache, {io} us IO per request"
             ),
         }
     }
@@ -96,13 +111,16 @@ struct Config {
     workloads: Vec<Workload>,
     store: Store,
     threads: Option<usize>,
+    /// How many times each workload runs over each lock.
+    runs: usize,
     duration: Duration,
     io: Duration,
     punch_every: Duration,
 }
 
 const USAGE: &str = "usage: contention [--workload a|b|c|d|all] [--backing mem|file] \
-                     [--threads N] [--duration SECS] [--io-us MICROS] [--punch-every-us MICROS]";
+                     [--threads N] [--runs N] [--duration SECS] [--io-us MICROS] \
+                     [--punch-every-us MICROS]";
 
 fn parse_args() -> Config {
     let mut config = Config {
@@ -114,7 +132,8 @@ fn parse_args() -> Config {
         ],
         store: Store::Memory,
         threads: None,
-        duration: Duration::from_secs(2),
+        runs: 3,
+        duration: Duration::from_secs(1),
         io: Duration::from_micros(20),
         punch_every: Duration::from_micros(250),
     };
@@ -143,6 +162,7 @@ fn parse_args() -> Config {
                 }
             }
             "--threads" | "-t" => config.threads = Some(whole(&value(), "--threads") as usize),
+            "--runs" | "-r" => config.runs = whole(&value(), "--runs") as usize,
             "--duration" | "-d" => {
                 config.duration = Duration::from_secs_f64(number(&value(), "--duration"));
             }
@@ -159,6 +179,9 @@ fn parse_args() -> Config {
     }
     if config.threads == Some(0) {
         fail("--threads must be at least 1");
+    }
+    if config.runs == 0 {
+        fail("--runs must be at least 1");
     }
     config
 }
@@ -517,6 +540,15 @@ fn micros(d: Duration) -> String {
     }
 }
 
+/// `min`–`max` in the unit `rate` would give `max`.
+fn rate_range(min: f64, max: f64) -> String {
+    if max >= 1e6 {
+        format!("{:.2}–{:.2} M/s", min / 1e6, max / 1e6)
+    } else {
+        format!("{:.1}–{:.1} k/s", min / 1e3, max / 1e3)
+    }
+}
+
 /// The locks every workload runs over, in table order, with their chart colours.
 const LOCKS: [(&str, &str); 4] = [
     ("RangeRwLock", "#2a7ab8"),
@@ -525,88 +557,237 @@ const LOCKS: [(&str, &str); 4] = [
     ("Unlocked", "#6aa84f"),
 ];
 
+/// The entries of `LOCKS` the range lock is compared with, and how the ratio is named.
+const RATIOS: [(usize, &str); 2] = [(1, "range / rwsem"), (3, "range / unlocked")];
+
+/// The median of some runs' figures, with their least and greatest.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        assert!(!v.is_empty(), "a spread of no runs");
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+
+    /// Whether the runs of a ratio lie on both sides of 1.00 (at the two decimals the table
+    /// shows): then they do not agree which of the two locks is faster, and the median is noise.
+    fn crosses_one(&self) -> bool {
+        let hundredths = |x: f64| (x * 100.0).round();
+        hundredths(self.min) < 100.0 && hundredths(self.max) > 100.0
+    }
+}
+
 struct Row {
+    /// The workload's short name, as `Workload::label`.
+    label: &'static str,
+    /// The label's letter and the full description, with the counts this run used.
     title: String,
+    description: String,
     letter: char,
-    /// One per entry of `LOCKS`, in that order.
-    outcomes: Vec<Outcome>,
+    /// One list per entry of `LOCKS`, in that order, of one outcome per run.
+    outcomes: Vec<Vec<Outcome>>,
 }
 
 impl Row {
-    fn range(&self) -> &Outcome {
-        &self.outcomes[0]
+    fn runs(&self) -> usize {
+        self.outcomes[0].len()
     }
+
+    /// `f` over the runs of `LOCKS[lock]`.
+    fn spread(&self, lock: usize, f: impl Fn(&Outcome) -> f64) -> Spread {
+        Spread::of(self.outcomes[lock].iter().map(f))
+    }
+
+    /// `f` of the range lock over `f` of `LOCKS[lock]`, run by run: the two runs of a ratio
+    /// come from the same round, close together in time.
+    fn ratio(&self, lock: usize, f: impl Fn(&Outcome) -> f64) -> Spread {
+        Spread::of(
+            self.outcomes[0]
+                .iter()
+                .zip(&self.outcomes[lock])
+                .map(|(range, other)| f(range) / f(other)),
+        )
+    }
+}
+
+fn p50(o: &Outcome) -> f64 {
+    o.latency.quantile(0.5).as_secs_f64()
 }
 
 fn p99(o: &Outcome) -> f64 {
     o.latency.quantile(0.99).as_secs_f64()
 }
 
-fn table(rows: &[Row]) -> String {
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "| workload | lock | throughput | p50 | p99 | punches | cores used |"
-    );
-    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|");
-    for row in rows {
-        for ((name, _), o) in LOCKS.iter().zip(&row.outcomes) {
-            let _ = writeln!(
-                t,
-                "| {} | {name} | {} | {} | {} | {} | {:.2} |",
-                row.title,
-                rate(o.throughput()),
-                micros(o.latency.quantile(0.5)),
-                micros(o.latency.quantile(0.99)),
-                o.background_ops,
-                o.cores
-            );
+/// A Markdown table row; an empty cell stays narrow, as in the README.
+fn cells(cells: &[String]) -> String {
+    let mut line = String::from("|");
+    for c in cells {
+        if c.is_empty() {
+            line.push_str(" |");
+        } else {
+            let _ = write!(line, " {c} |");
         }
-        let (range, rwsem, unlocked) = (row.range(), &row.outcomes[1], &row.outcomes[3]);
-        let _ = writeln!(
-            t,
-            "| {} | **range / rwsem** | **{:.2}x** | | p99 {:.2}x | | |",
-            row.title,
-            range.throughput() / rwsem.throughput(),
-            p99(range) / p99(rwsem)
-        );
-        let _ = writeln!(
-            t,
-            "| {} | **range / unlocked** | **{:.2}x** | | p99 {:.2}x | | |",
-            row.title,
-            range.throughput() / unlocked.throughput(),
-            p99(range) / p99(unlocked)
-        );
     }
+    line.push('\n');
+    line
+}
+
+/// The table of results (`results.md`): one block of rows per workload, named once by its
+/// short label, then a legend with each workload's description and how to read the figures.
+fn table(rows: &[Row], config: &Config) -> String {
+    let several = config.runs > 1;
+    let mut header = vec!["workload", "lock", "throughput"];
+    if several {
+        header.push("min–max");
+    }
+    header.extend(["p50", "p99", "punches", "cores used"]);
+    let mut t = cells(&header.iter().map(ToString::to_string).collect::<Vec<_>>());
+    t.push_str("|---|---|");
+    t.push_str(&"---:|".repeat(header.len() - 2));
+    t.push('\n');
+    for row in rows {
+        for (i, (name, _)) in LOCKS.iter().enumerate() {
+            let throughput = row.spread(i, Outcome::throughput);
+            let mut line = vec![
+                if i == 0 { row.label } else { "" }.to_string(),
+                (*name).to_string(),
+                rate(throughput.median),
+            ];
+            if several {
+                line.push(rate_range(throughput.min, throughput.max));
+            }
+            line.extend([
+                micros(Duration::from_secs_f64(row.spread(i, p50).median)),
+                micros(Duration::from_secs_f64(row.spread(i, p99).median)),
+                format!("{:.0}", row.spread(i, |o| o.background_ops as f64).median),
+                format!("{:.2}", row.spread(i, |o| o.cores).median),
+            ]);
+            t.push_str(&cells(&line));
+        }
+        for (other, name) in RATIOS {
+            let ratio = row.ratio(other, Outcome::throughput);
+            let mut line = vec![
+                String::new(),
+                format!("**{name}**"),
+                format!("**{:.2}x**", ratio.median),
+            ];
+            if several {
+                let noise = if ratio.crosses_one() { " (noise)" } else { "" };
+                line.push(format!("{:.2}–{:.2}x{noise}", ratio.min, ratio.max));
+            }
+            line.extend([
+                String::new(),
+                format!("p99 {:.2}x", row.ratio(other, p99).median),
+                String::new(),
+                String::new(),
+            ]);
+            t.push_str(&cells(&line));
+        }
+    }
+    t.push('\n');
+    for row in rows {
+        let _ = writeln!(t, "- {}: {}", row.label, row.description);
+    }
+    let duration = config.duration.as_secs_f64();
+    let _ = if several {
+        writeln!(
+            t,
+            "\nEach figure is the median of {} runs of {duration} s per lock (the locks take turns); \
+             min–max is the range over the runs. A ratio compares the two locks run by run, within \
+             a round; one marked noise had runs on both sides of 1.00x, so they do not agree \
+             which lock is faster.",
+            config.runs
+        )
+    } else {
+        writeln!(
+            t,
+            "\nOne run of {duration} s per lock: without a spread, nothing tells a difference \
+             from noise (`--runs 3` or more gives medians and their range)."
+        )
+    };
     t
 }
 
-/// The figures as JSON: `{"workloads":[{"id":"a","rows":[{"lock":..,"ops_per_s":..,
-/// "p50_us":..,"p99_us":..}]}]}` (and, for (d), the fills and store reads of each row).
-fn json(rows: &[Row]) -> String {
+/// The figures as JSON: `{"runs":..,"duration_s":..,"workloads":[{"id":"a","label":..,
+/// "rows":[{"lock":..,"ops_per_s":..,"p50_us":..,"p99_us":..}],"ratios":[..]}]}`. Each figure
+/// of a row is the median over the runs; a row also has `ops_per_s_runs` (run by run),
+/// `ops_per_s_min` and `ops_per_s_max`, and, for (d), the fills and store reads. A ratio has
+/// its `median`, `min`, `max` and whether its runs lie on both sides of 1.0 (`noise`).
+fn json(rows: &[Row], config: &Config) -> String {
     let workloads: Vec<String> = rows
         .iter()
         .map(|row| {
             let cells: Vec<String> = LOCKS
                 .iter()
-                .zip(&row.outcomes)
-                .map(|((name, _), o)| {
+                .enumerate()
+                .map(|(i, (name, _))| {
+                    let throughput = row.spread(i, Outcome::throughput);
+                    let runs: Vec<String> = row.outcomes[i]
+                        .iter()
+                        .map(|o| format!("{:.1}", o.throughput()))
+                        .collect();
                     format!(
-                        r#"{{"lock":"{name}","ops_per_s":{:.1},"p50_us":{:.2},"p99_us":{:.2},"fills":{},"store_reads":{}}}"#,
-                        o.throughput(),
-                        o.latency.quantile(0.5).as_secs_f64() * 1e6,
-                        p99(o) * 1e6,
-                        o.fills,
-                        o.store_reads
+                        r#"{{"lock":"{name}","ops_per_s":{:.1},"ops_per_s_min":{:.1},"ops_per_s_max":{:.1},"ops_per_s_runs":[{}],"p50_us":{:.2},"p99_us":{:.2},"fills":{:.0},"store_reads":{:.0}}}"#,
+                        throughput.median,
+                        throughput.min,
+                        throughput.max,
+                        runs.join(","),
+                        row.spread(i, p50).median * 1e6,
+                        row.spread(i, p99).median * 1e6,
+                        row.spread(i, |o| o.fills as f64).median,
+                        row.spread(i, |o| o.store_reads as f64).median
                     )
                 })
                 .collect();
-            format!(r#"{{"id":"{}","rows":[{}]}}"#, row.letter, cells.join(","))
+            let ratios: Vec<String> = RATIOS
+                .iter()
+                .map(|&(other, name)| {
+                    let r = row.ratio(other, Outcome::throughput);
+                    format!(
+                        r#"{{"of":"{name}","median":{:.3},"min":{:.3},"max":{:.3},"noise":{}}}"#,
+                        r.median,
+                        r.min,
+                        r.max,
+                        r.crosses_one()
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"id":"{}","label":"{}","rows":[{}],"ratios":[{}]}}"#,
+                row.letter,
+                row.label,
+                cells.join(","),
+                ratios.join(",")
+            )
         })
         .collect();
-    format!("{{\"workloads\":[{}]}}\n", workloads.join(","))
+    format!(
+        "{{\"runs\":{},\"duration_s\":{},\"workloads\":[{}]}}\n",
+        config.runs,
+        config.duration.as_secs_f64(),
+        workloads.join(",")
+    )
 }
 
+/// A bar per lock at its median throughput; with several runs, a line across each bar's end
+/// shows their range.
 fn svg(rows: &[Row]) -> String {
     let (width, bar, gap) = (700.0, 26.0, 18.0);
     let height = 60.0 + rows.len() as f64 * (LOCKS.len() as f64 * bar + gap + 24.0);
@@ -617,10 +798,8 @@ fn svg(rows: &[Row]) -> String {
     );
     let mut y = 44.0;
     for row in rows {
-        let best = row
-            .outcomes
-            .iter()
-            .map(Outcome::throughput)
+        let best = (0..LOCKS.len())
+            .map(|i| row.spread(i, Outcome::throughput).max)
             .fold(0.0, f64::max);
         let _ = writeln!(
             s,
@@ -629,17 +808,28 @@ fn svg(rows: &[Row]) -> String {
             escape(&row.title)
         );
         y += 18.0;
-        for ((name, colour), o) in LOCKS.iter().zip(&row.outcomes) {
-            let w = (o.throughput() / best * 420.0).max(1.0);
+        for (i, (name, colour)) in LOCKS.iter().enumerate() {
+            let throughput = row.spread(i, Outcome::throughput);
+            let x = |ops: f64| 110.0 + (ops / best * 420.0).max(1.0);
+            let w = x(throughput.median) - 110.0;
             let _ = writeln!(
                 s,
                 r#"<rect x="110" y="{y}" width="{w:.1}" height="{}" fill="{colour}"/><text x="10" y="{}">{name}</text><text x="{:.1}" y="{}">{}</text>"#,
                 bar - 4.0,
                 y + bar / 2.0 + 2.0,
-                116.0 + w,
+                x(throughput.max) + 6.0,
                 y + bar / 2.0 + 2.0,
-                rate(o.throughput())
+                rate(throughput.median)
             );
+            if row.runs() > 1 {
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{:.1}" x2="{:.1}" y1="{mid}" y2="{mid}" stroke="#222" stroke-width="2"/>"##,
+                    x(throughput.min),
+                    x(throughput.max),
+                    mid = y + (bar - 4.0) / 2.0
+                );
+            }
             y += bar;
         }
         y += gap;
@@ -654,59 +844,71 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Runs `w` over every lock of `LOCKS` on store `B`.
-fn run_all<B: Make>(w: Workload, threads: usize, config: &Config) -> Vec<Outcome> {
+/// Runs `w` `config.runs` times over every lock of `LOCKS` on store `B`; returns, per lock, its
+/// outcome of each run. Each round starts with the next lock, so that no lock always runs right
+/// after the same other one.
+fn run_all<B: Make>(w: Workload, threads: usize, config: &Config) -> Vec<Vec<Outcome>> {
     let runs: [fn(Workload, usize, &Config) -> Outcome; 4] = [
         run::<RangeRwLock, B>,
         run::<WholeRwSem, B>,
         run::<std::sync::RwLock<()>, B>,
         run::<Unlocked, B>,
     ];
-    LOCKS
-        .iter()
-        .zip(runs)
-        .map(|((name, _), run)| {
-            eprint!("  {name:<12}");
-            let o = run(w, threads, config);
+    let mut outcomes: Vec<Vec<Outcome>> = LOCKS.iter().map(|_| Vec::new()).collect();
+    for round in 0..config.runs {
+        if config.runs > 1 {
+            eprintln!("  run {} of {}", round + 1, config.runs);
+        }
+        for k in 0..LOCKS.len() {
+            let i = (round + k) % LOCKS.len();
+            eprint!("  {:<12}", LOCKS[i].0);
+            let o = runs[i](w, threads, config);
             eprintln!(" {}", rate(o.throughput()));
-            o
-        })
-        .collect()
+            outcomes[i].push(o);
+        }
+    }
+    outcomes
 }
 
 fn main() {
     let config = parse_args();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     eprintln!(
-        "range lock vs whole rwsem vs no lock: {} workload(s), {:?} each per backend, {:?} store, {cores} cores available",
+        "range lock vs whole rwsem vs no lock: {} workload(s), {} run(s) of {:?} each per backend, {:?} store, {cores} cores available",
         config.workloads.len(),
+        config.runs,
         config.duration,
         config.store
     );
     let mut rows = Vec::new();
     for &w in &config.workloads {
         let threads = config.threads.unwrap_or(w.default_threads());
-        let title = w.describe(threads, &config);
-        eprintln!("{title}");
+        let description = w.describe(threads, &config);
+        eprintln!("{}: {description}", w.label());
         let outcomes = match config.store {
             Store::Memory => run_all::<MemBacking>(w, threads, &config),
             Store::File => run_all::<FileBacking>(w, threads, &config),
         };
         rows.push(Row {
-            title,
+            label: w.label(),
+            title: format!("({}) {description}", w.letter()),
+            description,
             letter: w.letter(),
             outcomes,
         });
     }
-    let md = table(&rows);
+    let md = table(&rows, &config);
     println!("\n{md}");
     for row in &rows {
+        let core_use: Vec<f64> = (0..LOCKS.len())
+            .map(|i| row.spread(i, |o| o.cores).median)
+            .collect();
         let used: Vec<String> = LOCKS
             .iter()
-            .zip(&row.outcomes)
-            .map(|((name, _), o)| format!("{:.2} ({name})", o.cores))
+            .zip(&core_use)
+            .map(|((name, _), c)| format!("{c:.2} ({name})"))
             .collect();
-        let busiest = row.outcomes.iter().map(|o| o.cores).fold(0.0, f64::max);
+        let busiest = core_use.iter().copied().fold(0.0, f64::max);
         println!(
             "({}) cores used: {} of {cores}{}",
             row.letter,
@@ -717,20 +919,20 @@ fn main() {
                 ""
             }
         );
-        if row.range().store_reads > 0 {
+        let fills = row.spread(0, |o| o.fills as f64).median;
+        let store_reads = row.spread(0, |o| o.store_reads as f64).median;
+        if store_reads > 0.0 {
             println!(
-                "({}) readahead: {} pages filled with {} store requests ({:.1} pages per request)",
+                "({}) readahead: {fills:.0} pages filled with {store_reads:.0} store requests ({:.1} pages per request)",
                 row.letter,
-                row.range().fills,
-                row.range().store_reads,
-                row.range().fills as f64 / row.range().store_reads as f64
+                fills / store_reads
             );
         }
     }
     let dir = results_dir();
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("results.md"), &md))
-        .and_then(|()| std::fs::write(dir.join("results.json"), json(&rows)))
+        .and_then(|()| std::fs::write(dir.join("results.json"), json(&rows, &config)))
         .and_then(|()| std::fs::write(dir.join("throughput.svg"), svg(&rows)));
     match written {
         Ok(()) => println!(
@@ -744,7 +946,8 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
-    use super::Histogram;
+    use super::{table, Config, Histogram, Outcome, Row, Spread, Store, Workload, LOCKS};
+    use std::time::Duration;
 
     #[test]
     fn histogram_buckets_round_trip_within_their_precision() {
@@ -752,5 +955,94 @@ mod tests {
             let v = Histogram::value(Histogram::bucket(ns));
             assert!(v <= ns && ns - v <= ns / 16, "{ns} -> {v}");
         }
+    }
+
+    #[test]
+    fn a_spread_is_the_median_and_the_extremes_of_the_runs() {
+        let odd = Spread::of([3.0, 1.0, 2.0]);
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        let even = Spread::of([4.0, 1.0, 2.0, 8.0]);
+        assert_eq!((even.median, even.min, even.max), (3.0, 1.0, 8.0));
+        let one = Spread::of([1.5]);
+        assert_eq!((one.median, one.min, one.max), (1.5, 1.5, 1.5));
+    }
+
+    #[test]
+    fn a_ratio_is_noise_only_when_its_runs_lie_on_both_sides_of_one() {
+        assert!(Spread::of([0.9, 1.2, 1.1]).crosses_one());
+        assert!(!Spread::of([1.1, 1.3, 1.2]).crosses_one());
+        assert!(!Spread::of([0.5, 0.9, 0.7]).crosses_one());
+        assert!(!Spread::of([2.0]).crosses_one());
+        // 0.998 shows as 1.00x: no run says the other lock is faster.
+        assert!(!Spread::of([0.998, 1.1]).crosses_one());
+        assert!(Spread::of([0.994, 1.1]).crosses_one());
+    }
+
+    /// An outcome of `ops` operations in one second.
+    fn outcome(ops: u64) -> Outcome {
+        let mut latency = Histogram::new();
+        latency.record(Duration::from_nanos(8192)); // a bucket's own value: no rounding
+        Outcome {
+            ops,
+            elapsed: Duration::from_secs(1),
+            latency,
+            cores: 1.0,
+            background_ops: 0,
+            fills: 0,
+            store_reads: 0,
+        }
+    }
+
+    #[test]
+    fn the_table_names_each_workload_once_and_marks_the_ratios_that_are_noise() {
+        let config = Config {
+            workloads: vec![Workload::Cached],
+            store: Store::Memory,
+            threads: None,
+            runs: 3,
+            duration: Duration::from_secs(1),
+            io: Duration::ZERO,
+            punch_every: Duration::ZERO,
+        };
+        // Run by run, range / rwsem is 1.2, 0.9, 1.1 (noise); range / unlocked 2, 2, 2.
+        let throughputs: [[u64; 3]; 4] = [
+            [1200, 900, 1100],
+            [1000, 1000, 1000],
+            [500, 500, 500],
+            [600, 450, 550],
+        ];
+        let row = Row {
+            label: Workload::Cached.label(),
+            title: "(c) 4 threads read a cached 4 MiB file".into(),
+            description: "4 threads read a cached 4 MiB file".into(),
+            letter: 'c',
+            outcomes: throughputs
+                .iter()
+                .map(|runs| runs.iter().map(|&ops| outcome(ops)).collect())
+                .collect(),
+        };
+        let t = table(&[row], &config);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2 + LOCKS.len() + 2 + 1 + 1 + 2, "{t}");
+        assert_eq!(lines[2], "| (c) cached reads | RangeRwLock | 1.1 k/s | 0.9–1.2 k/s | 8.2 us | 8.2 us | 0 | 1.00 |");
+        assert_eq!(
+            lines[3],
+            "| | WholeRwSem | 1.0 k/s | 1.0–1.0 k/s | 8.2 us | 8.2 us | 0 | 1.00 |"
+        );
+        assert_eq!(
+            lines[6],
+            "| | **range / rwsem** | **1.10x** | 0.90–1.20x (noise) | | p99 1.00x | | |"
+        );
+        assert_eq!(
+            lines[7],
+            "| | **range / unlocked** | **2.00x** | 2.00–2.00x | | p99 1.00x | | |"
+        );
+        // The label names the block once and the legend once; the description is in the legend.
+        assert_eq!(t.matches("(c) cached reads").count(), 2, "{t}");
+        assert_eq!(t.matches("read a cached 4 MiB file").count(), 1, "{t}");
+        assert_eq!(
+            lines[9],
+            "- (c) cached reads: 4 threads read a cached 4 MiB file"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! One thread, N disjoint ranges held: a fixed number of write acquire + release of a range in
 //! the middle of them, for the range lock and for range-mutex (a sorted `Vec` under a mutex).
-//! The same case as `cargo bench --bench lock -- held_`, with a fixed count, so that the work
-//! per acquire + release can also be counted in instructions, which this shared machine
-//! cannot disturb:
+//! The same case as `cargo bench -p rangelock-benches --bench lock -- held_`, with a fixed
+//! count, so that the work per acquire + release can also be counted in instructions, which
+//! this shared machine cannot disturb:
 //!
 //! ```sh
-//! cargo run --release --example held_ranges -- [N] [ITERATIONS] [rangelock|range-mutex]
+//! cargo run --release -p rangelock-benches --example held_ranges -- \
+//!     [N] [ITERATIONS] [rangelock|range-mutex]
 //! valgrind --tool=cachegrind --cache-sim=no \
 //!     target/release/examples/held_ranges 100 200000 rangelock
 //! ```

@@ -4,7 +4,7 @@
 //! `RwLock`. On 2 cores the last column also counts a thread descheduled while it holds or
 //! releases the lock (a release that wakes sleepers may lose its CPU to them).
 //!
-//!     cargo run --release --example hot_range [-- THREADS SECONDS]
+//!     cargo run --release -p rangelock-benches --example hot_range [-- THREADS SECONDS]
 //!
 //! Strict FIFO hands the lock to the oldest waiter, which is asleep, at every release: each
 //! hand-off costs a wake-up, so it is slow here; in exchange, no wait is unbounded. Barging

@@ -4,7 +4,7 @@
 //! no worker thread is ever blocked by a waiting request. The same workload then runs on one
 //! `tokio::sync::RwLock` and on range-mutex's `lock_async` (exclusive only).
 //!
-//! Run: `cargo run --release --example async_tasks`
+//! Run: `cargo run --release -p rangelock-benches --example async_tasks`
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
