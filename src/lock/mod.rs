@@ -798,7 +798,7 @@ impl RangeRwLock {
     }
 
     // Always inline: out of line, its 24-byte result went back through memory and stalled on
-    // store forwarding (perf annotate of `cargo bench --bench lock -- uncontended`).
+    // store forwarding (perf annotate of `cargo bench -p rangelock-benches --bench lock -- uncontended`).
     #[track_caller]
     #[inline(always)]
     fn acquire(&self, range: &impl RangeBounds<u64>, mode: Mode, wait: Wait) -> Option<Hold> {
@@ -1142,7 +1142,7 @@ impl Drop for Notified<'_> {
 /// pauses only (about a microsecond in all). Yielding or spinning longer made the longest wait
 /// on a hot range with more threads than cores two to five times longer (runnable spinners
 /// keep a preempted holder off the CPUs) for no gain in throughput (`hot_range` example and
-/// `cargo bench --bench lock -- barging`).
+/// `cargo bench -p rangelock-benches --bench lock -- barging`).
 #[cfg(not(rangelock_loom))]
 const BARGE_SPINS: u32 = 4;
 #[cfg(rangelock_loom)]
