@@ -171,8 +171,9 @@ mod testrng;
 mod tree;
 
 pub use lock::{
-    ArcRangeReadGuard, ArcRangeWriteGuard, OwnedReadFuture, OwnedWriteFuture, RangeReadGuard,
-    RangeRwLock, RangeSet, RangeSetGuard, RangeWriteGuard, ReadFuture, SetFuture, WriteFuture,
+    ArcRangeReadGuard, ArcRangeSetGuard, ArcRangeWriteGuard, OwnedReadFuture, OwnedSetFuture,
+    OwnedWriteFuture, RangeReadGuard, RangeRwLock, RangeSet, RangeSetGuard, RangeWriteGuard,
+    ReadFuture, SetFuture, WriteFuture,
 };
 pub use slice::{
     ArcSliceReadGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture, OwnedSliceWriteFuture,

@@ -167,3 +167,49 @@ fn async_owned_and_set_requests_allocate_nothing_after_warm_up() {
     }
     assert_eq!(allocations_by_this_thread() - before, 0);
 }
+
+#[test]
+fn timed_owned_and_owned_set_requests_allocate_nothing_after_warm_up() {
+    use rangelock::RangeSet;
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+    let lock = std::sync::Arc::new(RangeRwLock::new());
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let set = RangeSet::new().write(0..10).read(100..200);
+    // Owned by the guards and futures that lock it, and given back by `into_set`.
+    let mut owned = Some(RangeSet::new().write(20..30).write(300..310));
+    let ms = Duration::from_millis(1);
+    let mut round = |i: u64, cx: &mut Context<'_>| {
+        // Timed, granted at once.
+        drop(lock.try_lock_set_for(&set, ms));
+        drop(lock.try_lock_set_until(&set, Instant::now() + ms));
+        drop(lock.try_read_arc_for(i..=i, ms));
+        drop(lock.try_write_arc_until(i..=i, Instant::now() + ms));
+        // Timed, queued and given up at the deadline.
+        let held = lock.read(5..6);
+        assert!(lock.try_lock_set_until(&set, Instant::now()).is_none());
+        assert!(lock.try_write_arc_until(5..6, Instant::now()).is_none());
+        drop(held);
+        // An owned set, blocking and async (queued, then granted), each time the same set.
+        let guard = lock.lock_set_arc(owned.take().unwrap());
+        owned = Some(guard.into_set());
+        let held = lock.write(25..26);
+        let mut f = std::pin::pin!(lock.lock_set_owned(owned.take().unwrap()));
+        assert!(f.as_mut().poll(cx).is_pending());
+        drop(held);
+        let Poll::Ready(guard) = f.as_mut().poll(cx) else {
+            panic!("granted, but pending")
+        };
+        owned = Some(guard.into_set());
+    };
+    for i in 0..100 {
+        round(i, &mut cx);
+    }
+    let before = allocations_by_this_thread();
+    for i in 0..10_000 {
+        round(i, &mut cx);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+}

@@ -57,8 +57,8 @@ enum Phase {
 enum Request {
     /// One range (possibly empty).
     One { span: Span, mode: Mode },
-    /// A set of ranges (sorted, disjoint, not empty), borrowed by the public future for as long
-    /// as it lives.
+    /// A set of ranges (sorted, disjoint, not empty), kept alive and unchanged by the public
+    /// future until the request is granted or given up (see `Acquire::set`).
     Set(*const [Part]),
 }
 
@@ -73,8 +73,8 @@ pub(crate) struct Acquire<L: Deref<Target = RangeRwLock> + Clone> {
     node: WaitNode,
 }
 
-// SAFETY: a `Set` request points at `Part`s (plain integers) that the public future borrows
-// for its whole life, so sending the future sends a shared borrow of `Sync` data; `Cell<Phase>`
+// SAFETY: a `Set` request points at `Part`s (plain integers) that the public future borrows or
+// owns (see `set`), so sending the future sends a shared borrow of `Sync` data; `Cell<Phase>`
 // and the node are touched through the future's owner (and the node, as documented in
 // `wait.rs`, by releasing threads, which `WaitNode: Sync` covers).
 unsafe impl<L: Deref<Target = RangeRwLock> + Clone + Send> Send for Acquire<L> {}
@@ -97,8 +97,12 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
     /// A request for a set of ranges.
     ///
-    /// The caller keeps `parts` borrowed (and unchanged) for as long as the future lives.
-    pub(crate) fn set(lock: L, parts: &[Part]) -> Self {
+    /// # Safety
+    ///
+    /// `parts` stays where it is, alive and unchanged, until the request is granted (a poll
+    /// returned `Ready`) or the `Acquire` is dropped, even if the borrow that gave it ends
+    /// before (an owned set moved into the future keeps its parts in its `Vec`'s buffer).
+    pub(crate) unsafe fn set(lock: L, parts: &[Part]) -> Self {
         Self::new(lock, Request::Set(parts), Part::default())
     }
 
@@ -117,7 +121,8 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     fn parts(&self) -> &[Part] {
         match self.request {
             Request::One { .. } => &self.one,
-            // SAFETY: the public future borrows the set for its whole life (see `set`).
+            // SAFETY: `set`'s caller keeps the parts alive until the request is granted or
+            // given up, the only times they are read.
             Request::Set(parts) => unsafe { &*parts },
         }
     }

@@ -28,7 +28,8 @@ pub use guard::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeWrit
 use guard::{Hold, Place};
 pub(crate) use queue::Mode;
 use queue::{Part, State};
-pub use set::{RangeSet, RangeSetGuard, SetFuture};
+pub(crate) use set::{AcquireSet, HeldSet};
+pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
 use wait::{wait_unlinked, Outside, WaitNode, WakeList, GRANTED, WAITING};
 
 /// Requests that can hold the lock without the tree (see `fast.rs`).
@@ -47,7 +48,7 @@ const fn handoff_nanos(handoff: Duration) -> u64 {
 
 /// How long a request may wait.
 #[derive(Clone, Copy)]
-enum Wait {
+pub(crate) enum Wait {
     /// Not at all: fail if any conflicting request is ahead.
     Never,
     Forever,
@@ -55,7 +56,7 @@ enum Wait {
 }
 
 impl Wait {
-    fn for_duration(timeout: Duration) -> Wait {
+    pub(crate) fn for_duration(timeout: Duration) -> Wait {
         // A deadline too far to represent is no deadline.
         Instant::now()
             .checked_add(timeout)
@@ -659,6 +660,95 @@ impl RangeRwLock {
         Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
     }
 
+    /// As [`read_arc`](Self::read_arc), waiting at most `timeout` (as
+    /// [`try_read_for`](Self::try_read_for) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let w = lock.write_arc(0..10);
+    /// assert!(lock.try_read_arc_for(5..6, Duration::from_millis(10)).is_none());
+    /// drop(w);
+    /// let r = lock.try_read_arc_for(5..6, Duration::from_millis(10)).unwrap();
+    /// std::thread::spawn(move || assert_eq!(r.range(), 5..=5)).join().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc_for(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> Option<ArcRangeReadGuard> {
+        let hold = self.acquire(&range, Mode::Read, Wait::for_duration(timeout))?;
+        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`write_arc`](Self::write_arc), waiting at most `timeout` (as
+    /// [`try_write_for`](Self::try_write_for) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let r = lock.read_arc(0..10);
+    /// assert!(lock.try_write_arc_for(5..6, Duration::from_millis(10)).is_none());
+    /// assert!(lock.try_write_arc_for(10..20, Duration::from_millis(10)).is_some());
+    /// # drop(r);
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc_for(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> Option<ArcRangeWriteGuard> {
+        let hold = self.acquire(&range, Mode::Write, Wait::for_duration(timeout))?;
+        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`read_arc`](Self::read_arc), waiting until `deadline` at the latest (as
+    /// [`try_read_until`](Self::try_read_until) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let _w = lock.write_arc(0..10);
+    /// assert!(lock.try_read_arc_until(9..10, deadline).is_none());
+    /// assert!(lock.try_read_arc_until(10..11, deadline).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc_until(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        deadline: Instant,
+    ) -> Option<ArcRangeReadGuard> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Until(deadline))?;
+        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`write_arc`](Self::write_arc), waiting until `deadline` at the latest (as
+    /// [`try_write_until`](Self::try_write_until) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let _r = lock.read_arc(0..10);
+    /// assert!(lock.try_write_arc_until(9..10, deadline).is_none());
+    /// assert!(lock.try_write_arc_until(10..11, deadline).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc_until(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        deadline: Instant,
+    ) -> Option<ArcRangeWriteGuard> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Until(deadline))?;
+        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+
     /// Locks `range` shared, asynchronously, for a guard that keeps the lock alive (tokio's
     /// `read_owned`): [`read_async`](Self::read_async) and [`read_arc`](Self::read_arc) in one.
     /// The future is `'static`, so it can be spawned.
@@ -732,9 +822,9 @@ impl RangeRwLock {
     /// assert!(lock.try_write(2..4).is_some());
     /// ```
     pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
-        match self.acquire_set(set, Wait::Forever) {
-            Some(guard) => guard,
-            None => unreachable!("a request without deadline is granted"),
+        match HeldSet::acquire(self, set, Wait::Forever) {
+            Ok(held) => RangeSetGuard(held),
+            Err(_) => unreachable!("a request without deadline is granted"),
         }
     }
 
@@ -750,7 +840,57 @@ impl RangeRwLock {
     /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
     /// ```
     pub fn try_lock_set<'a>(&'a self, set: &'a RangeSet) -> Option<RangeSetGuard<'a>> {
-        self.acquire_set(set, Wait::Never)
+        HeldSet::acquire(self, set, Wait::Never)
+            .ok()
+            .map(RangeSetGuard)
+    }
+
+    /// As [`lock_set`](Self::lock_set), waiting at most `timeout`. On timeout the request
+    /// leaves the queue as a whole (it never held part of the set), and later requests it was
+    /// holding up go on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().write(0..1).write(5..6);
+    /// let held = lock.read(5..6);
+    /// assert!(lock.try_lock_set_for(&set, Duration::from_millis(10)).is_none());
+    /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
+    /// drop(held);
+    /// assert!(lock.try_lock_set_for(&set, Duration::from_millis(10)).is_some());
+    /// ```
+    pub fn try_lock_set_for<'a>(
+        &'a self,
+        set: &'a RangeSet,
+        timeout: Duration,
+    ) -> Option<RangeSetGuard<'a>> {
+        HeldSet::acquire(self, set, Wait::for_duration(timeout))
+            .ok()
+            .map(RangeSetGuard)
+    }
+
+    /// As [`lock_set`](Self::lock_set), waiting until `deadline` at the latest (see
+    /// [`try_lock_set_for`](Self::try_lock_set_for)).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().read(0..10).write(20..30);
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let guard = lock.try_lock_set_until(&set, deadline).expect("nothing in the way");
+    /// assert!(lock.try_lock_set_until(&set, deadline).is_none()); // the writes conflict
+    /// # drop(guard);
+    /// ```
+    pub fn try_lock_set_until<'a>(
+        &'a self,
+        set: &'a RangeSet,
+        deadline: Instant,
+    ) -> Option<RangeSetGuard<'a>> {
+        HeldSet::acquire(self, set, Wait::Until(deadline))
+            .ok()
+            .map(RangeSetGuard)
     }
 
     /// As [`lock_set`](Self::lock_set), asynchronously (see [`read_async`](Self::read_async)
@@ -767,10 +907,73 @@ impl RangeRwLock {
     /// # });
     /// ```
     pub fn lock_set_async<'a>(&'a self, set: &'a RangeSet) -> SetFuture<'a> {
-        SetFuture {
-            acquire: Acquire::set(self, set.parts()),
-            set,
+        SetFuture(AcquireSet::new(self, set))
+    }
+
+    /// As [`lock_set`](Self::lock_set), for a guard that owns the set and keeps the lock
+    /// alive: it is `'static`, so it can be moved into a thread, stored next to the `Arc`, or
+    /// returned. [`ArcRangeSetGuard::into_set`] gives the set back for the next request.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = Arc::new(RangeRwLock::new());
+    /// let guard = lock.lock_set_arc(RangeSet::new().read(0..8).write(100..108));
+    /// let worker = std::thread::spawn(move || guard.set().len());
+    /// assert_eq!(worker.join().unwrap(), 2);
+    /// assert!(!lock.is_locked(..));
+    /// ```
+    pub fn lock_set_arc(self: &Arc<Self>, set: RangeSet) -> ArcRangeSetGuard {
+        match HeldSet::acquire(Arc::clone(self), set, Wait::Forever) {
+            Ok(held) => ArcRangeSetGuard(held),
+            Err(_) => unreachable!("a request without deadline is granted"),
         }
+    }
+
+    /// As [`lock_set_arc`](Self::lock_set_arc), but fails instead of waiting (as
+    /// [`try_lock_set`](Self::try_lock_set) does).
+    ///
+    /// # Errors
+    ///
+    /// If any range of the set conflicts with a request ahead of it, granted or waiting: the
+    /// set comes back in the `Err`, and nothing of it is held.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = Arc::new(RangeRwLock::new());
+    /// let held = lock.read(5..6);
+    /// let set = RangeSet::new().write(0..1).write(5..6);
+    /// let set = lock.try_lock_set_arc(set).expect_err("5..6 is read");
+    /// drop(held);
+    /// assert!(lock.try_lock_set_arc(set).is_ok());
+    /// ```
+    pub fn try_lock_set_arc(self: &Arc<Self>, set: RangeSet) -> Result<ArcRangeSetGuard, RangeSet> {
+        HeldSet::acquire(Arc::clone(self), set, Wait::Never).map(ArcRangeSetGuard)
+    }
+
+    /// As [`lock_set_async`](Self::lock_set_async), for a guard that owns the set and keeps
+    /// the lock alive (see [`lock_set_arc`](Self::lock_set_arc)). The future is `'static`, so
+    /// it can be spawned; like the other futures it is `Send`, does not allocate, and gives up
+    /// its request when dropped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = Arc::new(RangeRwLock::new());
+    /// let held = lock.write(5..6);
+    /// let task = tokio::spawn(lock.lock_set_owned(RangeSet::new().write(0..1).write(5..6)));
+    /// tokio::task::yield_now().await; // the task queues behind `held`
+    /// assert!(!lock.is_locked(0..1), "a waiting set holds nothing");
+    /// drop(held);
+    /// let guard = task.await.unwrap();
+    /// assert!(lock.is_locked(0..1) && lock.is_locked(5..6));
+    /// # drop(guard);
+    /// # });
+    /// ```
+    pub fn lock_set_owned(self: &Arc<Self>, set: RangeSet) -> OwnedSetFuture {
+        OwnedSetFuture(AcquireSet::new(Arc::clone(self), set))
     }
 }
 
@@ -939,17 +1142,16 @@ impl RangeRwLock {
         }
     }
 
-    /// Acquires every range of `set` as one request; an empty set holds nothing.
-    fn acquire_set<'a>(&'a self, set: &'a RangeSet, wait: Wait) -> Option<RangeSetGuard<'a>> {
-        let seq = if set.is_empty() {
-            0
-        } else {
-            match self.acquire_request(set.parts(), false, wait)? {
-                Place::Tree(seq) => seq,
-                Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
-            }
-        };
-        Some(RangeSetGuard::new(self, set, seq))
+    /// Acquires every range of `set` as one request; returns its `seq` once granted (0 for an
+    /// empty set, which holds nothing).
+    fn acquire_set(&self, set: &RangeSet, wait: Wait) -> Option<u64> {
+        if set.is_empty() {
+            return Some(0);
+        }
+        match self.acquire_request(set.parts(), false, wait)? {
+            Place::Tree(seq) => Some(seq),
+            Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
+        }
     }
 
     /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
@@ -1188,5 +1390,7 @@ impl fmt::Debug for RangeRwLock {
 
 #[cfg(test)]
 mod async_tests;
+#[cfg(test)]
+pub(crate) mod set_tests;
 #[cfg(test)]
 mod tests;
