@@ -176,6 +176,8 @@ pub use lock::{
     ReadFuture, SetFuture, WriteFuture,
 };
 pub use slice::{
-    ArcSliceReadGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture, OwnedSliceWriteFuture,
-    SliceReadFuture, SliceReadGuard, SliceRwLock, SliceWriteFuture, SliceWriteGuard,
+    ArcSliceReadGuard, ArcSliceSetGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture,
+    OwnedSliceSetFuture, OwnedSliceWriteFuture, SliceMember, SliceMembers, SliceMembersMut,
+    SliceReadFuture, SliceReadGuard, SliceRwLock, SliceSetFuture, SliceSetGuard, SliceWriteFuture,
+    SliceWriteGuard,
 };

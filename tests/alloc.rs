@@ -213,3 +213,50 @@ fn timed_owned_and_owned_set_requests_allocate_nothing_after_warm_up() {
     }
     assert_eq!(allocations_by_this_thread() - before, 0);
 }
+
+#[test]
+fn slice_set_requests_allocate_nothing_after_warm_up() {
+    use rangelock::{RangeSet, SliceRwLock};
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let s = std::sync::Arc::new(SliceRwLock::new(vec![0u64; 64]));
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let set = RangeSet::new().read(0..8).write(32..40);
+    let mut owned = Some(RangeSet::new().write(8..16).write(48..));
+    let mut round = |cx: &mut Context<'_>| {
+        let mut guard = s.lock_set(&set);
+        let mut members = guard.members_mut();
+        let src = members.next().unwrap().into_slice();
+        members
+            .next()
+            .unwrap()
+            .into_mut()
+            .unwrap()
+            .copy_from_slice(src);
+        drop(guard);
+        drop(s.try_lock_set_for(&set, Duration::from_millis(1)));
+        let mut f = std::pin::pin!(s.lock_set_async(&set));
+        assert!(matches!(f.as_mut().poll(cx), Poll::Ready(_)));
+        let guard = s.lock_set_arc(owned.take().unwrap());
+        owned = Some(guard.into_set());
+        let held = s.read(60..61);
+        let mut f = std::pin::pin!(s.lock_set_owned(owned.take().unwrap()));
+        assert!(f.as_mut().poll(cx).is_pending());
+        drop(held);
+        let Poll::Ready(mut guard) = f.as_mut().poll(cx) else {
+            panic!("granted, but pending")
+        };
+        guard.get_mut(1).unwrap()[0] += 1;
+        owned = Some(guard.into_set());
+    };
+    for _ in 0..100 {
+        round(&mut cx);
+    }
+    let before = allocations_by_this_thread();
+    for _ in 0..10_000 {
+        round(&mut cx);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert_eq!(s.read(48..49)[0], 10_100);
+}

@@ -27,7 +27,8 @@ pub(crate) use guard::Held;
 pub use guard::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeWriteGuard};
 use guard::{Hold, Place};
 pub(crate) use queue::Mode;
-use queue::{Part, State};
+pub(crate) use queue::Part;
+use queue::State;
 pub(crate) use set::{AcquireSet, HeldSet};
 pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
 use wait::{wait_unlinked, Outside, WaitNode, WakeList, GRANTED, WAITING};
@@ -1393,4 +1394,4 @@ mod async_tests;
 #[cfg(test)]
 pub(crate) mod set_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

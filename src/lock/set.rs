@@ -260,6 +260,10 @@ impl<L: Deref<Target = RangeRwLock>, S: HeldSetRef> HeldSet<L, S> {
         }
     }
 
+    pub(crate) fn lock(&self) -> &L {
+        &self.lock
+    }
+
     pub(crate) fn set(&self) -> &S {
         &self.set
     }

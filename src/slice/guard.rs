@@ -5,6 +5,7 @@ use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::{Deref, DerefMut, RangeBounds};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::SliceRwLock;
 use crate::lock::{Held, RangeReadGuard, RangeRwLock, RangeWriteGuard};
@@ -16,7 +17,7 @@ use crate::range::slice_bounds;
 ///
 /// No `&mut` to any of these elements exists while the result lives (a read guard, or a write
 /// guard borrowed shared, covers them).
-unsafe fn shared<T>(cells: &[UnsafeCell<T>]) -> &[T] {
+pub(super) unsafe fn shared<T>(cells: &[UnsafeCell<T>]) -> &[T] {
     // SAFETY: `UnsafeCell<T>` has the layout of `T`; the caller excludes writers.
     unsafe { &*(std::ptr::from_ref::<[UnsafeCell<T>]>(cells) as *const [T]) }
 }
@@ -28,7 +29,7 @@ unsafe fn shared<T>(cells: &[UnsafeCell<T>]) -> &[T] {
 /// No other reference to any of these elements exists while the result lives (a write guard,
 /// borrowed mutably, covers them).
 #[allow(clippy::mut_from_ref)]
-unsafe fn exclusive<T>(cells: &[UnsafeCell<T>]) -> &mut [T] {
+pub(super) unsafe fn exclusive<T>(cells: &[UnsafeCell<T>]) -> &mut [T] {
     // SAFETY: `UnsafeCell<T>` has the layout of `T`, and its contents may be mutated through a
     // shared reference to the cell; the caller excludes every other reference.
     unsafe { core::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len()) }
@@ -125,6 +126,121 @@ impl<T> SliceRwLock<T> {
         Some(ArcSliceWriteGuard(ArcSlice::adopt(
             self, guard.0, start, end,
         )))
+    }
+
+    /// As [`read_arc`](Self::read_arc), waiting at most `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let w = s.write(0..5);
+    /// assert!(s.try_read_arc_for(4..6, Duration::from_millis(1)).is_none());
+    /// drop(w);
+    /// let r = s.try_read_arc_for(4..6, Duration::from_millis(1)).unwrap();
+    /// std::thread::spawn(move || assert_eq!(*r, [0, 0])).join().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc_for(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+        timeout: Duration,
+    ) -> Option<ArcSliceReadGuard<T>> {
+        self.arc_with(range, |lock, r| Some(lock.try_read_for(r, timeout)?.0))
+            .map(ArcSliceReadGuard)
+    }
+
+    /// As [`write_arc`](Self::write_arc), waiting at most `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let r = s.read(0..5);
+    /// assert!(s.try_write_arc_for(4..6, Duration::from_millis(1)).is_none());
+    /// drop(r);
+    /// let mut w = s.try_write_arc_for(4..6, Duration::from_millis(1)).unwrap();
+    /// std::thread::spawn(move || w.fill(1)).join().unwrap();
+    /// assert_eq!(s.read(3..7)[..], [0, 1, 1, 0]);
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc_for(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+        timeout: Duration,
+    ) -> Option<ArcSliceWriteGuard<T>> {
+        self.arc_with(range, |lock, r| Some(lock.try_write_for(r, timeout)?.0))
+            .map(ArcSliceWriteGuard)
+    }
+
+    /// As [`read_arc`](Self::read_arc), waiting until `deadline` at the latest.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let deadline = Instant::now() + Duration::from_millis(1);
+    /// let _w = s.write(0..5);
+    /// assert!(s.try_read_arc_until(4..6, deadline).is_none());
+    /// assert_eq!(*s.try_read_arc_until(5..6, deadline).unwrap(), [0]);
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc_until(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+        deadline: Instant,
+    ) -> Option<ArcSliceReadGuard<T>> {
+        self.arc_with(range, |lock, r| Some(lock.try_read_until(r, deadline)?.0))
+            .map(ArcSliceReadGuard)
+    }
+
+    /// As [`write_arc`](Self::write_arc), waiting until `deadline` at the latest.
+    ///
+    /// # Panics
+    ///
+    /// As slice indexing does: if the range is inverted or ends past `len()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// let s = Arc::new(rangelock::SliceRwLock::new(vec![0u8; 10]));
+    /// let deadline = Instant::now() + Duration::from_millis(1);
+    /// let _r = s.read(0..5);
+    /// assert!(s.try_write_arc_until(4..6, deadline).is_none());
+    /// assert!(s.try_write_arc_until(5..6, deadline).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc_until(
+        self: &Arc<Self>,
+        range: impl RangeBounds<usize>,
+        deadline: Instant,
+    ) -> Option<ArcSliceWriteGuard<T>> {
+        self.arc_with(range, |lock, r| Some(lock.try_write_until(r, deadline)?.0))
+            .map(ArcSliceWriteGuard)
+    }
+
+    /// Locks `range` with `acquire` for an owned guard's core.
+    #[track_caller]
+    fn arc_with<'a>(
+        self: &'a Arc<Self>,
+        range: impl RangeBounds<usize>,
+        acquire: impl FnOnce(&'a RangeRwLock, core::ops::Range<u64>) -> Option<Held<&'a RangeRwLock>>,
+    ) -> Option<ArcSlice<T>> {
+        let (start, end) = slice_bounds(&range, self.len());
+        let held = acquire(&self.lock, start as u64..end as u64)?;
+        Some(ArcSlice::adopt(self, held, start, end))
     }
 }
 

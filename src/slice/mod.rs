@@ -7,6 +7,7 @@
 
 mod future;
 mod guard;
+mod set;
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -18,6 +19,10 @@ use crate::range::slice_bounds;
 
 pub use future::{OwnedSliceReadFuture, OwnedSliceWriteFuture, SliceReadFuture, SliceWriteFuture};
 pub use guard::{ArcSliceReadGuard, ArcSliceWriteGuard, SliceReadGuard, SliceWriteGuard};
+pub use set::{
+    ArcSliceSetGuard, OwnedSliceSetFuture, SliceMember, SliceMembers, SliceMembersMut,
+    SliceSetFuture, SliceSetGuard,
+};
 
 /// What [`SliceRwLock::new`] accepts: an owned slice (`Vec<T>` or `Box<[T]>`). Borrowed
 /// slices are not accepted: the lock would have to copy them, and writes would go to the
@@ -54,7 +59,12 @@ impl<T> OwnedSlice<T> for Box<[T]> {
 
 /// A slice whose sub-slices are locked independently: [`read`](Self::read) gives `&[T]` for a
 /// range, [`write`](Self::write) gives `&mut [T]`, and disjoint ranges never wait for each
-/// other. The locking is a [`RangeRwLock`] over the indices, with the same fairness.
+/// other. The locking is a [`RangeRwLock`] over the indices, with the same fairness, and the
+/// same families of methods: `try_*` and timed, async, and `Arc`-owned forms.
+///
+/// To hold several sub-slices at once (to copy from one to another, say), lock them as one
+/// [`RangeSet`](crate::RangeSet) with [`lock_set`](Self::lock_set) and its forms: its guard
+/// gives every member's elements together. Taking them one at a time can deadlock.
 ///
 /// # Examples
 ///
@@ -181,17 +191,37 @@ impl<T> SliceRwLock<T> {
 
     /// Locks `range` of the indices exclusive and returns its elements mutably.
     ///
+    /// A thread that holds a guard must not request another range: even a disjoint one can
+    /// deadlock behind a request that arrived in between (see [`lock_set`](Self::lock_set)).
+    /// To hold several sub-slices, lock them as one set.
+    ///
     /// # Panics
     ///
     /// As slice indexing does: if the range is inverted or ends past `len()`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let s = rangelock::SliceRwLock::new(vec![1, 2, 3, 4]);
-    /// let mut left = s.write(..2);
-    /// let mut right = s.write(2..); // disjoint: both at once
+    /// let mut head = s.write(..2);
+    /// head[0] = 0;
+    /// drop(head);
+    /// assert_eq!(s.read(..)[..], [0, 2, 3, 4]);
+    /// ```
+    ///
+    /// Two sub-slices at once, as one request:
+    ///
+    /// ```
+    /// use rangelock::{RangeSet, SliceRwLock};
+    /// let s = SliceRwLock::new(vec![1, 2, 3, 4]);
+    /// let set = RangeSet::new().write(..2).write(2..);
+    /// let mut both = s.lock_set(&set);
+    /// let mut members = both.members_mut();
+    /// let left = members.next().unwrap().into_mut().unwrap();
+    /// let right = members.next().unwrap().into_mut().unwrap();
     /// left[0] = 0;
     /// right[1] = 0;
-    /// drop((left, right));
+    /// drop(both);
     /// assert_eq!(s.read(..)[..], [0, 2, 3, 0]);
     /// ```
     #[track_caller]
