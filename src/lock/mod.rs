@@ -14,6 +14,7 @@ mod wait;
 
 use core::fmt;
 use core::ops::RangeBounds;
+use core::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,7 +182,9 @@ const SPINS: u32 = 0;
 ///   [`read_arc`](Self::read_arc), [`write_arc`](Self::write_arc),
 ///   [`read_owned`](Self::read_owned), [`write_owned`](Self::write_owned).
 /// - There is no poisoning: a thread that panics while holding a guard releases its range when
-///   the guard is dropped during unwinding, and other threads go on.
+///   the guard is dropped during unwinding, and other threads go on. The lock is
+///   [`UnwindSafe`] and [`RefUnwindSafe`], so `catch_unwind(|| { let _g = lock.write(10..20);
+///   .. })` needs no `AssertUnwindSafe`.
 /// - Strict FIFO with no lock stealing: it favours bounded waits over throughput on a single hot
 ///   range, where a barging lock would hand the lock to a running thread.
 /// - [`mem::forget`](core::mem::forget) on a guard leaves its range locked for the lock's life;
@@ -224,6 +227,13 @@ pub struct RangeRwLock {
 unsafe impl Sync for RangeRwLock {}
 // SAFETY: as above; nothing in the lock is tied to a thread.
 unsafe impl Send for RangeRwLock {}
+
+// No poisoning, as with `std`'s locks, which poison for the data they protect: this lock
+// protects none, and a panic does not leave it half-changed (a guard releases its range as it
+// unwinds, a waiter that unwinds leaves the queue, and no user code runs while the internal
+// state is being changed), so what the code after `catch_unwind` sees is a consistent lock.
+impl UnwindSafe for RangeRwLock {}
+impl RefUnwindSafe for RangeRwLock {}
 
 impl RangeRwLock {
     /// Creates an unlocked range lock. Allocates nothing until requests first conflict.

@@ -12,6 +12,7 @@ mod set;
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::RangeBounds;
+use core::panic::RefUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crate::lock::{RangeReadGuard, RangeRwLock, RangeWriteGuard};
@@ -66,6 +67,10 @@ impl<T> OwnedSlice<T> for Box<[T]> {
 /// [`RangeSet`](crate::RangeSet) with [`lock_set`](Self::lock_set) and its forms: its guard
 /// gives every member's elements together. Taking them one at a time can deadlock.
 ///
+/// As with [`RangeRwLock`], there is no poisoning: a writer that panics releases its range as
+/// it unwinds, and its elements keep whatever it had done to them. `SliceRwLock<T>` is
+/// [`UnwindSafe`](std::panic::UnwindSafe) and [`RefUnwindSafe`] when `T` is.
+///
 /// # Examples
 ///
 /// Disjoint writers in parallel, with rayon:
@@ -91,6 +96,13 @@ pub struct SliceRwLock<T> {
 // threads (needs `T: Send`), never both for one element at once: the range lock keeps an
 // element's writer exclusive of every other guard that covers it.
 unsafe impl<T: Send + Sync> Sync for SliceRwLock<T> {}
+
+// The lock itself stays consistent when a holder panics (see `RangeRwLock`'s impls); the
+// elements keep whatever a writer that panicked had done to them, with no poisoning to say
+// so, as with `T` itself after a panic in `&mut T` code. So the slice is unwind-safe as far as
+// `T` is: `UnwindSafe` follows from the fields; `RefUnwindSafe` needs saying, because of the
+// cells.
+impl<T: RefUnwindSafe> RefUnwindSafe for SliceRwLock<T> {}
 
 impl<T> SliceRwLock<T> {
     /// Takes ownership of `data`, a `Vec<T>` or `Box<[T]>`, without copying the elements.

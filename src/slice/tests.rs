@@ -258,11 +258,10 @@ fn an_open_set_range_past_the_end_panics_like_slice_indexing() {
 fn set_futures_check_their_bounds_at_the_call() {
     let s = Arc::new(SliceRwLock::new(vec![0; 6]));
     let set = RangeSet::new().write(6..=6);
-    let catch = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    let borrowed = catch(&|| drop(s.lock_set_async(&set)));
-    let owned = catch(&|| drop(s.lock_set_owned(set.clone())));
-    let arc = catch(&|| drop(s.lock_set_arc(set.clone())));
-    let timed = catch(&|| drop(s.try_lock_set_for(&set, Duration::ZERO)));
+    let borrowed = std::panic::catch_unwind(|| drop(s.lock_set_async(&set)));
+    let owned = std::panic::catch_unwind(|| drop(s.lock_set_owned(set.clone())));
+    let arc = std::panic::catch_unwind(|| drop(s.lock_set_arc(set.clone())));
+    let timed = std::panic::catch_unwind(|| drop(s.try_lock_set_for(&set, Duration::ZERO)));
     for outcome in [borrowed, owned, arc, timed] {
         let message = outcome.expect_err("out of bounds");
         assert_eq!(
