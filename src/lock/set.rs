@@ -9,6 +9,7 @@ use core::ops::{Deref, RangeBounds, RangeInclusive};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::future::Acquire;
 use super::guard::Place;
@@ -222,6 +223,180 @@ impl fmt::Debug for PartDebug<'_> {
             Mode::Write => "write",
         };
         write!(f, "{kind} {:?}", self.0.start..=self.0.last)
+    }
+}
+
+/// Set requests: blocking, `try_*`, timed, async and owned.
+impl RangeRwLock {
+    /// Locks every range of `set` (each shared or exclusive, as the set says) as one request,
+    /// blocking until all are free of earlier conflicting requests. The request takes one
+    /// place in the FIFO and holds nothing until it holds everything; see [`RangeSet`] for why
+    /// this, not a sequence of calls, is how to hold several ranges.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().write(0..3).write(3..6);
+    /// let both = lock.lock_set(&set);
+    /// assert!(lock.try_write(2..4).is_none());
+    /// drop(both);
+    /// assert!(lock.try_write(2..4).is_some());
+    /// ```
+    pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
+        match HeldSet::acquire(self, set, Wait::Forever) {
+            Ok(held) => RangeSetGuard(held),
+            Err(_) => unreachable!("a request without deadline is granted"),
+        }
+    }
+
+    /// As [`lock_set`](Self::lock_set), but fails instead of waiting: `None` if any range of
+    /// the set conflicts with a request ahead of it, granted or waiting. Holds nothing then.
+    ///
+    /// ```
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let _held = lock.write(5..6);
+    /// let set = RangeSet::new().write(0..1).write(5..6);
+    /// assert!(lock.try_lock_set(&set).is_none());
+    /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
+    /// ```
+    pub fn try_lock_set<'a>(&'a self, set: &'a RangeSet) -> Option<RangeSetGuard<'a>> {
+        HeldSet::acquire(self, set, Wait::Never)
+            .ok()
+            .map(RangeSetGuard)
+    }
+
+    /// As [`lock_set`](Self::lock_set), waiting at most `timeout`. On timeout the request
+    /// leaves the queue as a whole (it never held part of the set), and later requests it was
+    /// holding up go on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().write(0..1).write(5..6);
+    /// let held = lock.read(5..6);
+    /// assert!(lock.try_lock_set_for(&set, Duration::from_millis(10)).is_none());
+    /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
+    /// drop(held);
+    /// assert!(lock.try_lock_set_for(&set, Duration::from_millis(10)).is_some());
+    /// ```
+    pub fn try_lock_set_for<'a>(
+        &'a self,
+        set: &'a RangeSet,
+        timeout: Duration,
+    ) -> Option<RangeSetGuard<'a>> {
+        HeldSet::acquire(self, set, Wait::for_duration(timeout))
+            .ok()
+            .map(RangeSetGuard)
+    }
+
+    /// As [`lock_set`](Self::lock_set), waiting until `deadline` at the latest (see
+    /// [`try_lock_set_for`](Self::try_lock_set_for)).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().read(0..10).write(20..30);
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let guard = lock.try_lock_set_until(&set, deadline).expect("nothing in the way");
+    /// assert!(lock.try_lock_set_until(&set, deadline).is_none()); // the writes conflict
+    /// # drop(guard);
+    /// ```
+    pub fn try_lock_set_until<'a>(
+        &'a self,
+        set: &'a RangeSet,
+        deadline: Instant,
+    ) -> Option<RangeSetGuard<'a>> {
+        HeldSet::acquire(self, set, Wait::Until(deadline))
+            .ok()
+            .map(RangeSetGuard)
+    }
+
+    /// As [`lock_set`](Self::lock_set), asynchronously (see [`read_async`](Self::read_async)
+    /// for how the future queues, and what dropping it does).
+    ///
+    /// ```
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = RangeRwLock::new();
+    /// let set = RangeSet::new().read(0..10).write(20..30);
+    /// let guard = lock.lock_set_async(&set).await;
+    /// assert!(lock.try_read(25..26).is_none());
+    /// # drop(guard);
+    /// # });
+    /// ```
+    pub fn lock_set_async<'a>(&'a self, set: &'a RangeSet) -> SetFuture<'a> {
+        SetFuture(AcquireSet::new(self, set))
+    }
+
+    /// As [`lock_set`](Self::lock_set), for a guard that owns the set and keeps the lock
+    /// alive: it is `'static`, so it can be moved into a thread, stored next to the `Arc`, or
+    /// returned. [`ArcRangeSetGuard::into_set`] gives the set back for the next request.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = Arc::new(RangeRwLock::new());
+    /// let guard = lock.lock_set_arc(RangeSet::new().read(0..8).write(100..108));
+    /// let worker = std::thread::spawn(move || guard.set().len());
+    /// assert_eq!(worker.join().unwrap(), 2);
+    /// assert!(!lock.is_locked(..));
+    /// ```
+    pub fn lock_set_arc(self: &Arc<Self>, set: RangeSet) -> ArcRangeSetGuard {
+        match HeldSet::acquire(Arc::clone(self), set, Wait::Forever) {
+            Ok(held) => ArcRangeSetGuard(held),
+            Err(_) => unreachable!("a request without deadline is granted"),
+        }
+    }
+
+    /// As [`lock_set_arc`](Self::lock_set_arc), but fails instead of waiting (as
+    /// [`try_lock_set`](Self::try_lock_set) does).
+    ///
+    /// # Errors
+    ///
+    /// If any range of the set conflicts with a request ahead of it, granted or waiting: the
+    /// set comes back in the `Err`, and nothing of it is held.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// let lock = Arc::new(RangeRwLock::new());
+    /// let held = lock.read(5..6);
+    /// let set = RangeSet::new().write(0..1).write(5..6);
+    /// let set = lock.try_lock_set_arc(set).expect_err("5..6 is read");
+    /// drop(held);
+    /// assert!(lock.try_lock_set_arc(set).is_ok());
+    /// ```
+    pub fn try_lock_set_arc(self: &Arc<Self>, set: RangeSet) -> Result<ArcRangeSetGuard, RangeSet> {
+        HeldSet::acquire(Arc::clone(self), set, Wait::Never).map(ArcRangeSetGuard)
+    }
+
+    /// As [`lock_set_async`](Self::lock_set_async), for a guard that owns the set and keeps
+    /// the lock alive (see [`lock_set_arc`](Self::lock_set_arc)). The future is `'static`, so
+    /// it can be spawned; like the other futures it is `Send`, does not allocate, and gives up
+    /// its request when dropped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rangelock::{RangeRwLock, RangeSet};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = Arc::new(RangeRwLock::new());
+    /// let held = lock.write(5..6);
+    /// let task = tokio::spawn(lock.lock_set_owned(RangeSet::new().write(0..1).write(5..6)));
+    /// tokio::task::yield_now().await; // the task queues behind `held`
+    /// assert!(!lock.is_locked(0..1), "a waiting set holds nothing");
+    /// drop(held);
+    /// let guard = task.await.unwrap();
+    /// assert!(lock.is_locked(0..1) && lock.is_locked(5..6));
+    /// # drop(guard);
+    /// # });
+    /// ```
+    pub fn lock_set_owned(self: &Arc<Self>, set: RangeSet) -> OwnedSetFuture {
+        OwnedSetFuture(AcquireSet::new(Arc::clone(self), set))
     }
 }
 
