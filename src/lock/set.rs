@@ -28,7 +28,12 @@ use crate::range::Span;
 ///
 /// Overlapping ranges in a set are merged into one, exclusive if any of them is. Empty ranges
 /// are dropped. Building a set allocates (it is a `Vec`); locking it does not, so a set can be
-/// built once and locked many times.
+/// built once and locked many times (an owned set comes back from its guard with
+/// [`ArcRangeSetGuard::into_set`]).
+///
+/// A [`SliceRwLock`](crate::SliceRwLock) takes a set of index ranges the same way
+/// ([`SliceRwLock::lock_set`](crate::SliceRwLock::lock_set)), and hands out every member's
+/// elements at once.
 ///
 /// # Examples
 ///
