@@ -32,15 +32,23 @@
 //!   [`write_async`](RangeRwLock::write_async) return runtime-agnostic, `Send` futures that
 //!   queue in the same FIFO, allocate nothing, and give up their request when dropped.
 //! - Owned guards, for an `Arc<RangeRwLock>`: [`read_arc`](RangeRwLock::read_arc),
-//!   [`write_arc`](RangeRwLock::write_arc) (blocking), [`read_owned`](RangeRwLock::read_owned),
-//!   [`write_owned`](RangeRwLock::write_owned) (async) give `'static` guards that keep the lock
-//!   alive.
+//!   [`write_arc`](RangeRwLock::write_arc) (blocking, and their `try_`, `_for` and `_until`
+//!   forms such as [`try_write_arc_for`](RangeRwLock::try_write_arc_for)),
+//!   [`read_owned`](RangeRwLock::read_owned), [`write_owned`](RangeRwLock::write_owned) (async)
+//!   give `'static` guards that keep the lock alive.
 //! - Several ranges at once: a [`RangeSet`] is locked as one request
 //!   ([`lock_set`](RangeRwLock::lock_set), [`try_lock_set`](RangeRwLock::try_lock_set),
-//!   [`lock_set_async`](RangeRwLock::lock_set_async)). This is the only deadlock-free way to
-//!   hold several ranges of one lock.
+//!   [`try_lock_set_for`](RangeRwLock::try_lock_set_for),
+//!   [`try_lock_set_until`](RangeRwLock::try_lock_set_until),
+//!   [`lock_set_async`](RangeRwLock::lock_set_async), and owned:
+//!   [`lock_set_arc`](RangeRwLock::lock_set_arc), [`lock_set_owned`](RangeRwLock::lock_set_owned)).
+//!   This is the only deadlock-free way to hold several ranges of one lock.
 //! - [`SliceRwLock`]: a boxed slice whose sub-slices are locked by index range and handed out as
-//!   `&[T]` / `&mut [T]`.
+//!   `&[T]` / `&mut [T]`, with the same families; its set guards
+//!   ([`SliceRwLock::lock_set`]) give every member's sub-slice at once.
+//!
+//! There is no poisoning: a holder that panics releases what it held as it unwinds.
+//! [`RangeRwLock`] is `UnwindSafe + RefUnwindSafe`, and so is [`SliceRwLock<T>`] when `T` is.
 //! - [`mm::AddressSpace`]: a page cache whose fault, read, write, punch-hole and truncate lock
 //!   only their pages: Linux's `invalidate_lock` problem solved per range, with the
 //!   whole-mapping rwsem as a second backend chosen at compile time (feature `whole-rwsem`).
@@ -105,7 +113,8 @@
 //! | disjoint writers | take turns | run together |
 //! | order | unspecified (platform) | FIFO among conflicting requests, no stealing |
 //! | poisoning | yes | no: a panicking holder releases its range |
-//! | timeouts | no | `try_*_for`, `try_*_until` |
+//! | timeouts | no | `try_*_for`, `try_*_until` (also for owned guards and sets) |
+//! | several at once | one lock covers all | a [`RangeSet`], as one request |
 //! | downgrade | no | [`RangeWriteGuard::downgrade`] |
 //! | uncontended cost | one atomic each way | one compare-exchange each way while nothing conflicts |
 //! | cost while requests conflict | one atomic | a short critical section and a tree insert |
@@ -178,10 +187,13 @@ mod testrng;
 mod tree;
 
 pub use lock::{
-    ArcRangeReadGuard, ArcRangeWriteGuard, OwnedReadFuture, OwnedWriteFuture, RangeReadGuard,
-    RangeRwLock, RangeSet, RangeSetGuard, RangeWriteGuard, ReadFuture, SetFuture, WriteFuture,
+    ArcRangeReadGuard, ArcRangeSetGuard, ArcRangeWriteGuard, OwnedReadFuture, OwnedSetFuture,
+    OwnedWriteFuture, RangeReadGuard, RangeRwLock, RangeSet, RangeSetGuard, RangeWriteGuard,
+    ReadFuture, SetFuture, WriteFuture,
 };
 pub use slice::{
-    ArcSliceReadGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture, OwnedSliceWriteFuture,
-    SliceReadFuture, SliceReadGuard, SliceRwLock, SliceWriteFuture, SliceWriteGuard,
+    ArcSliceReadGuard, ArcSliceSetGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture,
+    OwnedSliceSetFuture, OwnedSliceWriteFuture, SliceMember, SliceMembers, SliceMembersMut,
+    SliceReadFuture, SliceReadGuard, SliceRwLock, SliceSetFuture, SliceSetGuard, SliceWriteFuture,
+    SliceWriteGuard,
 };

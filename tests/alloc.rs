@@ -167,3 +167,96 @@ fn async_owned_and_set_requests_allocate_nothing_after_warm_up() {
     }
     assert_eq!(allocations_by_this_thread() - before, 0);
 }
+
+#[test]
+fn timed_owned_and_owned_set_requests_allocate_nothing_after_warm_up() {
+    use rangelock::RangeSet;
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+    let lock = std::sync::Arc::new(RangeRwLock::new());
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let set = RangeSet::new().write(0..10).read(100..200);
+    // Owned by the guards and futures that lock it, and given back by `into_set`.
+    let mut owned = Some(RangeSet::new().write(20..30).write(300..310));
+    let ms = Duration::from_millis(1);
+    let mut round = |i: u64, cx: &mut Context<'_>| {
+        // Timed, granted at once.
+        drop(lock.try_lock_set_for(&set, ms));
+        drop(lock.try_lock_set_until(&set, Instant::now() + ms));
+        drop(lock.try_read_arc_for(i..=i, ms));
+        drop(lock.try_write_arc_until(i..=i, Instant::now() + ms));
+        // Timed, queued and given up at the deadline.
+        let held = lock.read(5..6);
+        assert!(lock.try_lock_set_until(&set, Instant::now()).is_none());
+        assert!(lock.try_write_arc_until(5..6, Instant::now()).is_none());
+        drop(held);
+        // An owned set, blocking and async (queued, then granted), each time the same set.
+        let guard = lock.lock_set_arc(owned.take().unwrap());
+        owned = Some(guard.into_set());
+        let held = lock.write(25..26);
+        let mut f = std::pin::pin!(lock.lock_set_owned(owned.take().unwrap()));
+        assert!(f.as_mut().poll(cx).is_pending());
+        drop(held);
+        let Poll::Ready(guard) = f.as_mut().poll(cx) else {
+            panic!("granted, but pending")
+        };
+        owned = Some(guard.into_set());
+    };
+    for i in 0..100 {
+        round(i, &mut cx);
+    }
+    let before = allocations_by_this_thread();
+    for i in 0..10_000 {
+        round(i, &mut cx);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+}
+
+#[test]
+fn slice_set_requests_allocate_nothing_after_warm_up() {
+    use rangelock::{RangeSet, SliceRwLock};
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let s = std::sync::Arc::new(SliceRwLock::new(vec![0u64; 64]));
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let set = RangeSet::new().read(0..8).write(32..40);
+    let mut owned = Some(RangeSet::new().write(8..16).write(48..));
+    let mut round = |cx: &mut Context<'_>| {
+        let mut guard = s.lock_set(&set);
+        let mut members = guard.members_mut();
+        let src = members.next().unwrap().into_slice();
+        members
+            .next()
+            .unwrap()
+            .into_mut()
+            .unwrap()
+            .copy_from_slice(src);
+        drop(guard);
+        drop(s.try_lock_set_for(&set, Duration::from_millis(1)));
+        let mut f = std::pin::pin!(s.lock_set_async(&set));
+        assert!(matches!(f.as_mut().poll(cx), Poll::Ready(_)));
+        let guard = s.lock_set_arc(owned.take().unwrap());
+        owned = Some(guard.into_set());
+        let held = s.read(60..61);
+        let mut f = std::pin::pin!(s.lock_set_owned(owned.take().unwrap()));
+        assert!(f.as_mut().poll(cx).is_pending());
+        drop(held);
+        let Poll::Ready(mut guard) = f.as_mut().poll(cx) else {
+            panic!("granted, but pending")
+        };
+        guard.get_mut(1).unwrap()[0] += 1;
+        owned = Some(guard.into_set());
+    };
+    for _ in 0..100 {
+        round(&mut cx);
+    }
+    let before = allocations_by_this_thread();
+    for _ in 0..10_000 {
+        round(&mut cx);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert_eq!(s.read(48..49)[0], 10_100);
+}

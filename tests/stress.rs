@@ -5,7 +5,7 @@ mod common;
 
 use common::Rng;
 use rangelock::RangeRwLock;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -138,10 +138,10 @@ fn stress(lock: &RangeRwLock, seed: u64) {
                     };
                     if op % 97 == 0 {
                         // A panic while holding a guard releases the range during unwinding.
-                        let r = catch_unwind(AssertUnwindSafe(|| {
+                        let r = catch_unwind(|| {
                             let _g = lock.write(start..end);
                             panic!("deliberate");
-                        }));
+                        });
                         assert!(r.is_err());
                         panicked.fetch_add(1, SeqCst);
                     }

@@ -25,7 +25,7 @@
 use core::cell::Cell;
 use core::fmt;
 use core::future::Future;
-use core::ops::Deref;
+use core::ops::{Deref, RangeBounds};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::sync::Arc;
@@ -57,8 +57,8 @@ enum Phase {
 enum Request {
     /// One range (possibly empty).
     One { span: Span, mode: Mode },
-    /// A set of ranges (sorted, disjoint, not empty), borrowed by the public future for as long
-    /// as it lives.
+    /// A set of ranges (sorted, disjoint, not empty), kept alive and unchanged by the public
+    /// future until the request is granted or given up (see `Acquire::set`).
     Set(*const [Part]),
 }
 
@@ -73,8 +73,8 @@ pub(crate) struct Acquire<L: Deref<Target = RangeRwLock> + Clone> {
     node: WaitNode,
 }
 
-// SAFETY: a `Set` request points at `Part`s (plain integers) that the public future borrows
-// for its whole life, so sending the future sends a shared borrow of `Sync` data; `Cell<Phase>`
+// SAFETY: a `Set` request points at `Part`s (plain integers) that the public future borrows or
+// owns (see `set`), so sending the future sends a shared borrow of `Sync` data; `Cell<Phase>`
 // and the node are touched through the future's owner (and the node, as documented in
 // `wait.rs`, by releasing threads, which `WaitNode: Sync` covers).
 unsafe impl<L: Deref<Target = RangeRwLock> + Clone + Send> Send for Acquire<L> {}
@@ -97,8 +97,12 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
     /// A request for a set of ranges.
     ///
-    /// The caller keeps `parts` borrowed (and unchanged) for as long as the future lives.
-    pub(crate) fn set(lock: L, parts: &[Part]) -> Self {
+    /// # Safety
+    ///
+    /// `parts` stays where it is, alive and unchanged, until the request is granted (a poll
+    /// returned `Ready`) or the `Acquire` is dropped, even if the borrow that gave it ends
+    /// before (an owned set moved into the future keeps its parts in its `Vec`'s buffer).
+    pub(crate) unsafe fn set(lock: L, parts: &[Part]) -> Self {
         Self::new(lock, Request::Set(parts), Part::default())
     }
 
@@ -117,7 +121,8 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     fn parts(&self) -> &[Part] {
         match self.request {
             Request::One { .. } => &self.one,
-            // SAFETY: the public future borrows the set for its whole life (see `set`).
+            // SAFETY: `set`'s caller keeps the parts alive until the request is granted or
+            // given up, the only times they are read.
             Request::Set(parts) => unsafe { &*parts },
         }
     }
@@ -345,6 +350,126 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             Phase::Outside(_) => self.lock.give_up_outside(&self.node, self.parts()),
             Phase::Start | Phase::Done => {}
         }
+    }
+}
+
+/// Async requests: the futures below, borrowed and owned.
+impl RangeRwLock {
+    /// Locks `range` shared, asynchronously: the future resolves once every earlier conflicting
+    /// request has left. It queues in the same FIFO as blocking requests, never blocks the
+    /// executor's thread, and does not allocate (its wait node lives inside the future).
+    /// Dropping the future before it resolves gives up the request; if it was granted
+    /// meanwhile, the range is released.
+    ///
+    /// The future is runtime-agnostic (`std::task` only) and `Send`.
+    ///
+    /// # Panics
+    ///
+    /// At the call (not at the first poll), if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite_block_on(async {
+    /// let lock = rangelock::RangeRwLock::new();
+    /// let a = lock.read_async(0..4096).await;
+    /// let b = lock.read_async(..).await; // readers share
+    /// assert_eq!(b.range(), 0..=u64::MAX);
+    /// # drop(a);
+    /// # });
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn read_async(&self, range: impl RangeBounds<u64>) -> ReadFuture<'_> {
+        ReadFuture(Acquire::one(self, Span::new(&range), Mode::Read))
+    }
+
+    /// Locks `range` exclusive, asynchronously; see [`read_async`](Self::read_async).
+    ///
+    /// # Panics
+    ///
+    /// At the call, if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// With tokio, two tasks on overlapping ranges: the second waits without blocking a
+    /// worker thread.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let first = lock.write_async(0..10).await;
+    /// let task = tokio::spawn({
+    ///     let lock = lock.clone();
+    ///     async move { lock.write_async(5..15).await.range() }
+    /// });
+    /// tokio::task::yield_now().await; // the task queues behind `first`
+    /// drop(first);
+    /// assert_eq!(task.await.unwrap(), 5..=14);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn write_async(&self, range: impl RangeBounds<u64>) -> WriteFuture<'_> {
+        WriteFuture(Acquire::one(self, Span::new(&range), Mode::Write))
+    }
+
+    /// Locks `range` shared, asynchronously, for a guard that keeps the lock alive (tokio's
+    /// `read_owned`): [`read_async`](Self::read_async) and [`read_arc`](Self::read_arc) in one.
+    /// The future is `'static`, so it can be spawned.
+    ///
+    /// # Panics
+    ///
+    /// At the call, if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let task = tokio::spawn(lock.read_owned(0..10));
+    /// let guard = task.await.unwrap();
+    /// assert_eq!(guard.range(), 0..=9);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn read_owned(self: &Arc<Self>, range: impl RangeBounds<u64>) -> OwnedReadFuture {
+        OwnedReadFuture(Acquire::one(
+            Arc::clone(self),
+            Span::new(&range),
+            Mode::Read,
+        ))
+    }
+
+    /// Locks `range` exclusive, asynchronously, for a guard that keeps the lock alive (tokio's
+    /// `write_owned`); see [`read_owned`](Self::read_owned).
+    ///
+    /// # Panics
+    ///
+    /// At the call, if the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let w = lock.write_owned(60..70).await;
+    /// let r = w.downgrade();
+    /// assert!(lock.try_read(65..66).is_some());
+    /// # drop(r);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn write_owned(self: &Arc<Self>, range: impl RangeBounds<u64>) -> OwnedWriteFuture {
+        OwnedWriteFuture(Acquire::one(
+            Arc::clone(self),
+            Span::new(&range),
+            Mode::Write,
+        ))
     }
 }
 

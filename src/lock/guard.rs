@@ -2,10 +2,12 @@
 
 use core::fmt;
 use core::mem::ManuallyDrop;
-use core::ops::{Deref, RangeInclusive};
+use core::ops::{Deref, RangeBounds, RangeInclusive};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{RangeRwLock, SLOTS};
+use super::queue::Mode;
+use super::{RangeRwLock, Wait, SLOTS};
 use crate::range::Span;
 
 /// Where a held request lives.
@@ -166,6 +168,197 @@ pub struct ArcRangeReadGuard(pub(crate) Held<Arc<RangeRwLock>>);
 /// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct ArcRangeWriteGuard(pub(crate) Held<Arc<RangeRwLock>>);
+
+/// Owned (`Arc`) requests: blocking, `try_*` and timed, for the `Arc` guards above.
+impl RangeRwLock {
+    /// Locks `range` shared, blocking, and returns a guard that keeps the lock alive: it is
+    /// `'static`, so it can be moved into a thread, stored next to the `Arc`, or returned.
+    ///
+    /// # Panics
+    ///
+    /// If the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let guard = lock.read_arc(0..10);
+    /// std::thread::spawn(move || assert_eq!(guard.range(), 0..=9)).join().unwrap();
+    /// assert!(!lock.is_locked(..));
+    /// ```
+    #[track_caller]
+    pub fn read_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeReadGuard {
+        let hold = self.acquire(&range, Mode::Read, Wait::Forever);
+        ArcRangeReadGuard(Held::new(
+            Arc::clone(self),
+            hold.expect("a request without deadline is granted"),
+        ))
+    }
+
+    /// Locks `range` exclusive, blocking, and returns a guard that keeps the lock alive (see
+    /// [`read_arc`](Self::read_arc)).
+    ///
+    /// # Panics
+    ///
+    /// If the range starts after it ends (`10..5`).
+    ///
+    /// # Examples
+    ///
+    /// A guard stored with its lock, as a per-file lock table would return it:
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::sync::Arc;
+    /// use rangelock::{ArcRangeWriteGuard, RangeRwLock};
+    ///
+    /// struct Files(HashMap<&'static str, Arc<RangeRwLock>>);
+    /// impl Files {
+    ///     fn lock(&self, name: &str, bytes: std::ops::Range<u64>) -> ArcRangeWriteGuard {
+    ///         self.0[name].write_arc(bytes)
+    ///     }
+    /// }
+    /// let files = Files(HashMap::from([("a", Arc::new(RangeRwLock::new()))]));
+    /// let guard = files.lock("a", 0..512);
+    /// drop(files); // the guard keeps the lock alive
+    /// assert_eq!(guard.range(), 0..=511);
+    /// ```
+    #[track_caller]
+    pub fn write_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeWriteGuard {
+        let hold = self.acquire(&range, Mode::Write, Wait::Forever);
+        ArcRangeWriteGuard(Held::new(
+            Arc::clone(self),
+            hold.expect("a request without deadline is granted"),
+        ))
+    }
+
+    /// As [`read_arc`](Self::read_arc), but fails instead of waiting (as
+    /// [`try_read`](Self::try_read) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let _w = lock.write_arc(0..10);
+    /// assert!(lock.try_read_arc(5..6).is_none());
+    /// assert!(lock.try_read_arc(10..20).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+    ) -> Option<ArcRangeReadGuard> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
+        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`write_arc`](Self::write_arc), but fails instead of waiting (as
+    /// [`try_write`](Self::try_write) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let _r = lock.read_arc(0..10);
+    /// assert!(lock.try_write_arc(5..6).is_none());
+    /// assert!(lock.try_write_arc(10..20).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+    ) -> Option<ArcRangeWriteGuard> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
+        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`read_arc`](Self::read_arc), waiting at most `timeout` (as
+    /// [`try_read_for`](Self::try_read_for) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let w = lock.write_arc(0..10);
+    /// assert!(lock.try_read_arc_for(5..6, Duration::from_millis(10)).is_none());
+    /// drop(w);
+    /// let r = lock.try_read_arc_for(5..6, Duration::from_millis(10)).unwrap();
+    /// std::thread::spawn(move || assert_eq!(r.range(), 5..=5)).join().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc_for(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> Option<ArcRangeReadGuard> {
+        let hold = self.acquire(&range, Mode::Read, Wait::for_duration(timeout))?;
+        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`write_arc`](Self::write_arc), waiting at most `timeout` (as
+    /// [`try_write_for`](Self::try_write_for) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let r = lock.read_arc(0..10);
+    /// assert!(lock.try_write_arc_for(5..6, Duration::from_millis(10)).is_none());
+    /// assert!(lock.try_write_arc_for(10..20, Duration::from_millis(10)).is_some());
+    /// # drop(r);
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc_for(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> Option<ArcRangeWriteGuard> {
+        let hold = self.acquire(&range, Mode::Write, Wait::for_duration(timeout))?;
+        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`read_arc`](Self::read_arc), waiting until `deadline` at the latest (as
+    /// [`try_read_until`](Self::try_read_until) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let _w = lock.write_arc(0..10);
+    /// assert!(lock.try_read_arc_until(9..10, deadline).is_none());
+    /// assert!(lock.try_read_arc_until(10..11, deadline).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read_arc_until(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        deadline: Instant,
+    ) -> Option<ArcRangeReadGuard> {
+        let hold = self.acquire(&range, Mode::Read, Wait::Until(deadline))?;
+        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
+    }
+
+    /// As [`write_arc`](Self::write_arc), waiting until `deadline` at the latest (as
+    /// [`try_write_until`](Self::try_write_until) does).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// let lock = Arc::new(rangelock::RangeRwLock::new());
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let _r = lock.read_arc(0..10);
+    /// assert!(lock.try_write_arc_until(9..10, deadline).is_none());
+    /// assert!(lock.try_write_arc_until(10..11, deadline).is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write_arc_until(
+        self: &Arc<Self>,
+        range: impl RangeBounds<u64>,
+        deadline: Instant,
+    ) -> Option<ArcRangeWriteGuard> {
+        let hold = self.acquire(&range, Mode::Write, Wait::Until(deadline))?;
+        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+}
 
 /// `range()` and `Debug` for every guard type.
 macro_rules! guard_common {

@@ -1,9 +1,12 @@
-//! `RangeRwLock`: the documented type and how a request is acquired and released.
+//! `RangeRwLock`: the documented type, its blocking API, and how a request is acquired and
+//! released.
 //!
 //! The pieces: `fast.rs`, the slot word through which up to [`SLOTS`] requests hold the lock
 //! while nothing waits; `queue.rs`, the FIFO accounting over the interval tree that takes over
 //! when requests conflict; `wait.rs`, the node a waiting request owns and the hand-off that
-//! grants it; `guard.rs`, the guards.
+//! grants it; `guard.rs`, the guards and the `Arc` methods that return the owned ones;
+//! `future.rs`, the async methods and their futures; `set.rs`, sets of ranges as one request,
+//! with their methods, guards and futures.
 
 mod fast;
 mod future;
@@ -14,7 +17,7 @@ mod wait;
 
 use core::fmt;
 use core::ops::RangeBounds;
-use std::sync::Arc;
+use core::panic::{RefUnwindSafe, UnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::range::Span;
@@ -27,8 +30,10 @@ pub(crate) use guard::Held;
 pub use guard::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeWriteGuard};
 use guard::{Hold, Place};
 pub(crate) use queue::Mode;
-use queue::{Part, State};
-pub use set::{RangeSet, RangeSetGuard, SetFuture};
+pub(crate) use queue::Part;
+use queue::State;
+pub(crate) use set::{AcquireSet, HeldSet};
+pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
 use wait::{wait_unlinked, Outside, WaitNode, WakeList, GRANTED, WAITING};
 
 /// Requests that can hold the lock without the tree (see `fast.rs`).
@@ -47,7 +52,7 @@ const fn handoff_nanos(handoff: Duration) -> u64 {
 
 /// How long a request may wait.
 #[derive(Clone, Copy)]
-enum Wait {
+pub(crate) enum Wait {
     /// Not at all: fail if any conflicting request is ahead.
     Never,
     Forever,
@@ -55,7 +60,7 @@ enum Wait {
 }
 
 impl Wait {
-    fn for_duration(timeout: Duration) -> Wait {
+    pub(crate) fn for_duration(timeout: Duration) -> Wait {
         // A deadline too far to represent is no deadline.
         Instant::now()
             .checked_add(timeout)
@@ -179,7 +184,9 @@ const SPINS: u32 = 0;
 ///   [`read_arc`](Self::read_arc), [`write_arc`](Self::write_arc),
 ///   [`read_owned`](Self::read_owned), [`write_owned`](Self::write_owned).
 /// - There is no poisoning: a thread that panics while holding a guard releases its range when
-///   the guard is dropped during unwinding, and other threads go on.
+///   the guard is dropped during unwinding, and other threads go on. The lock is
+///   [`UnwindSafe`] and [`RefUnwindSafe`], so `catch_unwind(|| { let _g = lock.write(10..20);
+///   .. })` needs no `AssertUnwindSafe`.
 /// - Strict FIFO with no lock stealing: it favours bounded waits over throughput on a single hot
 ///   range, where a barging lock would hand the lock to a running thread.
 /// - [`mem::forget`](core::mem::forget) on a guard leaves its range locked for the lock's life;
@@ -222,6 +229,13 @@ pub struct RangeRwLock {
 unsafe impl Sync for RangeRwLock {}
 // SAFETY: as above; nothing in the lock is tied to a thread.
 unsafe impl Send for RangeRwLock {}
+
+// No poisoning, as with `std`'s locks, which poison for the data they protect: this lock
+// protects none, and a panic does not leave it half-changed (a guard releases its range as it
+// unwinds, a waiter that unwinds leaves the queue, and no user code runs while the internal
+// state is being changed), so what the code after `catch_unwind` sees is a consistent lock.
+impl UnwindSafe for RangeRwLock {}
+impl RefUnwindSafe for RangeRwLock {}
 
 impl RangeRwLock {
     /// Creates an unlocked range lock. Allocates nothing until requests first conflict.
@@ -497,283 +511,6 @@ impl RangeRwLock {
     }
 }
 
-/// Async, owned (`Arc`) and set requests.
-impl RangeRwLock {
-    /// Locks `range` shared, asynchronously: the future resolves once every earlier conflicting
-    /// request has left. It queues in the same FIFO as blocking requests, never blocks the
-    /// executor's thread, and does not allocate (its wait node lives inside the future).
-    /// Dropping the future before it resolves gives up the request; if it was granted
-    /// meanwhile, the range is released.
-    ///
-    /// The future is runtime-agnostic (`std::task` only) and `Send`.
-    ///
-    /// # Panics
-    ///
-    /// At the call (not at the first poll), if the range starts after it ends (`10..5`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # futures_lite_block_on(async {
-    /// let lock = rangelock::RangeRwLock::new();
-    /// let a = lock.read_async(0..4096).await;
-    /// let b = lock.read_async(..).await; // readers share
-    /// assert_eq!(b.range(), 0..=u64::MAX);
-    /// # drop(a);
-    /// # });
-    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn read_async(&self, range: impl RangeBounds<u64>) -> ReadFuture<'_> {
-        ReadFuture(Acquire::one(self, Span::new(&range), Mode::Read))
-    }
-
-    /// Locks `range` exclusive, asynchronously; see [`read_async`](Self::read_async).
-    ///
-    /// # Panics
-    ///
-    /// At the call, if the range starts after it ends (`10..5`).
-    ///
-    /// # Examples
-    ///
-    /// With tokio, two tasks on overlapping ranges: the second waits without blocking a
-    /// worker thread.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-    /// let lock = Arc::new(rangelock::RangeRwLock::new());
-    /// let first = lock.write_async(0..10).await;
-    /// let task = tokio::spawn({
-    ///     let lock = lock.clone();
-    ///     async move { lock.write_async(5..15).await.range() }
-    /// });
-    /// tokio::task::yield_now().await; // the task queues behind `first`
-    /// drop(first);
-    /// assert_eq!(task.await.unwrap(), 5..=14);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn write_async(&self, range: impl RangeBounds<u64>) -> WriteFuture<'_> {
-        WriteFuture(Acquire::one(self, Span::new(&range), Mode::Write))
-    }
-
-    /// Locks `range` shared, blocking, and returns a guard that keeps the lock alive: it is
-    /// `'static`, so it can be moved into a thread, stored next to the `Arc`, or returned.
-    ///
-    /// # Panics
-    ///
-    /// If the range starts after it ends (`10..5`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// let lock = Arc::new(rangelock::RangeRwLock::new());
-    /// let guard = lock.read_arc(0..10);
-    /// std::thread::spawn(move || assert_eq!(guard.range(), 0..=9)).join().unwrap();
-    /// assert!(!lock.is_locked(..));
-    /// ```
-    #[track_caller]
-    pub fn read_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeReadGuard {
-        let hold = self.acquire(&range, Mode::Read, Wait::Forever);
-        ArcRangeReadGuard(Held::new(
-            Arc::clone(self),
-            hold.expect("a request without deadline is granted"),
-        ))
-    }
-
-    /// Locks `range` exclusive, blocking, and returns a guard that keeps the lock alive (see
-    /// [`read_arc`](Self::read_arc)).
-    ///
-    /// # Panics
-    ///
-    /// If the range starts after it ends (`10..5`).
-    ///
-    /// # Examples
-    ///
-    /// A guard stored with its lock, as a per-file lock table would return it:
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use std::sync::Arc;
-    /// use rangelock::{ArcRangeWriteGuard, RangeRwLock};
-    ///
-    /// struct Files(HashMap<&'static str, Arc<RangeRwLock>>);
-    /// impl Files {
-    ///     fn lock(&self, name: &str, bytes: std::ops::Range<u64>) -> ArcRangeWriteGuard {
-    ///         self.0[name].write_arc(bytes)
-    ///     }
-    /// }
-    /// let files = Files(HashMap::from([("a", Arc::new(RangeRwLock::new()))]));
-    /// let guard = files.lock("a", 0..512);
-    /// drop(files); // the guard keeps the lock alive
-    /// assert_eq!(guard.range(), 0..=511);
-    /// ```
-    #[track_caller]
-    pub fn write_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeWriteGuard {
-        let hold = self.acquire(&range, Mode::Write, Wait::Forever);
-        ArcRangeWriteGuard(Held::new(
-            Arc::clone(self),
-            hold.expect("a request without deadline is granted"),
-        ))
-    }
-
-    /// As [`read_arc`](Self::read_arc), but fails instead of waiting (as
-    /// [`try_read`](Self::try_read) does).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// let lock = Arc::new(rangelock::RangeRwLock::new());
-    /// let _w = lock.write_arc(0..10);
-    /// assert!(lock.try_read_arc(5..6).is_none());
-    /// assert!(lock.try_read_arc(10..20).is_some());
-    /// ```
-    #[track_caller]
-    pub fn try_read_arc(
-        self: &Arc<Self>,
-        range: impl RangeBounds<u64>,
-    ) -> Option<ArcRangeReadGuard> {
-        let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
-        Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
-    }
-
-    /// As [`write_arc`](Self::write_arc), but fails instead of waiting (as
-    /// [`try_write`](Self::try_write) does).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// let lock = Arc::new(rangelock::RangeRwLock::new());
-    /// let _r = lock.read_arc(0..10);
-    /// assert!(lock.try_write_arc(5..6).is_none());
-    /// assert!(lock.try_write_arc(10..20).is_some());
-    /// ```
-    #[track_caller]
-    pub fn try_write_arc(
-        self: &Arc<Self>,
-        range: impl RangeBounds<u64>,
-    ) -> Option<ArcRangeWriteGuard> {
-        let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
-        Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
-    }
-
-    /// Locks `range` shared, asynchronously, for a guard that keeps the lock alive (tokio's
-    /// `read_owned`): [`read_async`](Self::read_async) and [`read_arc`](Self::read_arc) in one.
-    /// The future is `'static`, so it can be spawned.
-    ///
-    /// # Panics
-    ///
-    /// At the call, if the range starts after it ends (`10..5`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let lock = Arc::new(rangelock::RangeRwLock::new());
-    /// let task = tokio::spawn(lock.read_owned(0..10));
-    /// let guard = task.await.unwrap();
-    /// assert_eq!(guard.range(), 0..=9);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn read_owned(self: &Arc<Self>, range: impl RangeBounds<u64>) -> OwnedReadFuture {
-        OwnedReadFuture(Acquire::one(
-            Arc::clone(self),
-            Span::new(&range),
-            Mode::Read,
-        ))
-    }
-
-    /// Locks `range` exclusive, asynchronously, for a guard that keeps the lock alive (tokio's
-    /// `write_owned`); see [`read_owned`](Self::read_owned).
-    ///
-    /// # Panics
-    ///
-    /// At the call, if the range starts after it ends (`10..5`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let lock = Arc::new(rangelock::RangeRwLock::new());
-    /// let w = lock.write_owned(60..70).await;
-    /// let r = w.downgrade();
-    /// assert!(lock.try_read(65..66).is_some());
-    /// # drop(r);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn write_owned(self: &Arc<Self>, range: impl RangeBounds<u64>) -> OwnedWriteFuture {
-        OwnedWriteFuture(Acquire::one(
-            Arc::clone(self),
-            Span::new(&range),
-            Mode::Write,
-        ))
-    }
-
-    /// Locks every range of `set` (each shared or exclusive, as the set says) as one request,
-    /// blocking until all are free of earlier conflicting requests. The request takes one
-    /// place in the FIFO and holds nothing until it holds everything; see [`RangeSet`] for why
-    /// this, not a sequence of calls, is how to hold several ranges.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use rangelock::{RangeRwLock, RangeSet};
-    /// let lock = RangeRwLock::new();
-    /// let set = RangeSet::new().write(0..3).write(3..6);
-    /// let both = lock.lock_set(&set);
-    /// assert!(lock.try_write(2..4).is_none());
-    /// drop(both);
-    /// assert!(lock.try_write(2..4).is_some());
-    /// ```
-    pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
-        match self.acquire_set(set, Wait::Forever) {
-            Some(guard) => guard,
-            None => unreachable!("a request without deadline is granted"),
-        }
-    }
-
-    /// As [`lock_set`](Self::lock_set), but fails instead of waiting: `None` if any range of
-    /// the set conflicts with a request ahead of it, granted or waiting. Holds nothing then.
-    ///
-    /// ```
-    /// use rangelock::{RangeRwLock, RangeSet};
-    /// let lock = RangeRwLock::new();
-    /// let _held = lock.write(5..6);
-    /// let set = RangeSet::new().write(0..1).write(5..6);
-    /// assert!(lock.try_lock_set(&set).is_none());
-    /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
-    /// ```
-    pub fn try_lock_set<'a>(&'a self, set: &'a RangeSet) -> Option<RangeSetGuard<'a>> {
-        self.acquire_set(set, Wait::Never)
-    }
-
-    /// As [`lock_set`](Self::lock_set), asynchronously (see [`read_async`](Self::read_async)
-    /// for how the future queues, and what dropping it does).
-    ///
-    /// ```
-    /// use rangelock::{RangeRwLock, RangeSet};
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let lock = RangeRwLock::new();
-    /// let set = RangeSet::new().read(0..10).write(20..30);
-    /// let guard = lock.lock_set_async(&set).await;
-    /// assert!(lock.try_read(25..26).is_none());
-    /// # drop(guard);
-    /// # });
-    /// ```
-    pub fn lock_set_async<'a>(&'a self, set: &'a RangeSet) -> SetFuture<'a> {
-        SetFuture {
-            acquire: Acquire::set(self, set.parts()),
-            set,
-        }
-    }
-}
-
 impl RangeRwLock {
     /// `Some(deadline)` if barging is allowed.
     fn handoff(&self) -> Option<Duration> {
@@ -939,17 +676,16 @@ impl RangeRwLock {
         }
     }
 
-    /// Acquires every range of `set` as one request; an empty set holds nothing.
-    fn acquire_set<'a>(&'a self, set: &'a RangeSet, wait: Wait) -> Option<RangeSetGuard<'a>> {
-        let seq = if set.is_empty() {
-            0
-        } else {
-            match self.acquire_request(set.parts(), false, wait)? {
-                Place::Tree(seq) => seq,
-                Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
-            }
-        };
-        Some(RangeSetGuard::new(self, set, seq))
+    /// Acquires every range of `set` as one request; returns its `seq` once granted (0 for an
+    /// empty set, which holds nothing).
+    fn acquire_set(&self, set: &RangeSet, wait: Wait) -> Option<u64> {
+        if set.is_empty() {
+            return Some(0);
+        }
+        match self.acquire_request(set.parts(), false, wait)? {
+            Place::Tree(seq) => Some(seq),
+            Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
+        }
     }
 
     /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
@@ -1192,4 +928,6 @@ impl fmt::Debug for RangeRwLock {
 #[cfg(test)]
 mod async_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod set_tests;
+#[cfg(test)]
+pub(crate) mod tests;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::thread;
 
 /// Spins until `lock` has `n` waiting requests, so that a test knows the queue order.
-pub(super) fn wait_for_waiting(lock: &RangeRwLock, n: usize) {
+pub(crate) fn wait_for_waiting(lock: &RangeRwLock, n: usize) {
     while lock.waiting() != n {
         thread::yield_now();
     }
