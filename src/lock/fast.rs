@@ -27,10 +27,9 @@ use core::ops::{Deref, DerefMut};
 
 use core::task::Waker;
 
-use super::guard::Place;
-use super::queue::{Mode, Part, State};
-use super::wait::{WaitNode, WakeList};
-use super::{RangeRwLock, SLOTS};
+use super::queue::{State, NO_SEQ, SLOTS};
+use super::wait::{Mode, Part, WaitNode, WakeList};
+use super::RangeRwLock;
 use crate::sync::{MutexGuard, Ordering};
 
 /// Slot `i` holds a request.
@@ -64,6 +63,17 @@ pub(super) const PARKED: u64 = 1 << (2 * SLOTS + 2);
 pub(super) const WAITERS: u64 = 1 << (2 * SLOTS + 3);
 /// The bits that follow the outside list.
 const OUTSIDE_BITS: u64 = PARKED | WAITERS;
+
+/// Where a held request lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Nowhere: the range is empty (it conflicts with nothing).
+    Empty,
+    /// In fast-path slot `i` (or, if moved since, in the tree as `State::moved[i]`).
+    Slot(usize),
+    /// In the tree, under `seq`.
+    Tree(u64),
+}
 
 /// What [`RangeRwLock::barge_once`] did.
 pub(super) enum Barge {
@@ -569,10 +579,6 @@ impl RangeRwLock {
         self.word.store(new, Ordering::Release);
     }
 }
-
-/// `State::slot_seq` of a slot whose holder took it directly (or that is free). The entry is
-/// meaningful while the slot's bit is set, in either mode.
-pub(super) const NO_SEQ: u64 = u64::MAX;
 
 /// The internal state, locked. When it is dropped in tree mode with nothing waiting and few
 /// holders, the lock goes back to the fast path.

@@ -31,11 +31,10 @@ use core::task::{Context, Poll};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::fast::{Barge, Fast};
+use super::fast::{Barge, Fast, Place};
 use super::guard::{Held, Hold};
-use super::queue::{Mode, Part};
 use super::wait::{
-    wait_unlinked, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
+    wait_unlinked, Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
 };
 use super::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeRwLock, RangeWriteGuard};
 use crate::range::Span;
@@ -129,7 +128,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
     /// The guard's `Hold` for a granted single-range request.
     #[inline]
-    fn hold(&self, place: super::guard::Place) -> Hold {
+    fn hold(&self, place: Place) -> Hold {
         match self.request {
             Request::One { span, .. } => Hold::new(span, place),
             Request::Set(_) => unreachable!("a set request has no single hold"),
@@ -150,8 +149,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     ///
     /// If polled again after it returned `Ready`.
     #[inline(always)]
-    pub(super) fn poll_acquire(&self, cx: &mut Context<'_>) -> Poll<(L, super::guard::Place)> {
-        use super::guard::Place;
+    pub(super) fn poll_acquire(&self, cx: &mut Context<'_>) -> Poll<(L, Place)> {
         let place = match self.phase.get() {
             Phase::Start => match self.start(cx) {
                 Some(place) => place,
@@ -175,8 +173,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
     /// The first poll: the fast path, or the queue. `None` if the request waits.
     #[inline(always)]
-    fn start(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
-        use super::guard::Place;
+    fn start(&self, cx: &mut Context<'_>) -> Option<Place> {
         let lock = &*self.lock;
         if let Request::One { span, mode } = self.request {
             let Span::Range { start, last } = span else {
@@ -192,8 +189,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// The rest of the first poll, out of line: the request goes through the tree (or,
     /// barging, waits outside it).
     #[inline(never)]
-    fn queue(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
-        use super::guard::Place;
+    fn queue(&self, cx: &mut Context<'_>) -> Option<Place> {
         if self.parts().is_empty() {
             return Some(Place::Empty);
         }
@@ -207,8 +203,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     }
 
     /// Queues the request in the tree (FIFO).
-    fn enqueue(&self, cx: &mut Context<'_>) -> Option<super::guard::Place> {
-        use super::guard::Place;
+    fn enqueue(&self, cx: &mut Context<'_>) -> Option<Place> {
         let parts = self.parts();
         // User code (the waker's clone, and below the old waker's drop) outside the mutex.
         let waker = cx.waker().clone();
@@ -233,12 +228,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 
     /// Barging locks, at `now`, within the window that closes at `end`: takes the ranges if
     /// nothing is in the way, else waits outside the tree with the task's waker.
-    fn barge(
-        &self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        end: Instant,
-    ) -> Option<super::guard::Place> {
+    fn barge(&self, cx: &mut Context<'_>, now: Instant, end: Instant) -> Option<Place> {
         if now >= end {
             return self.enqueue(cx);
         }
@@ -262,7 +252,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// A later poll of a request waiting outside the tree (barging locks): tries again once
     /// notified; otherwise the waker of `cx` is the one a notification will wake.
     #[inline(never)]
-    fn retry(&self, cx: &mut Context<'_>, end: Instant) -> Option<super::guard::Place> {
+    fn retry(&self, cx: &mut Context<'_>, end: Instant) -> Option<Place> {
         let lock = &*self.lock;
         loop {
             match self.node.state() {

@@ -6,20 +6,11 @@ use core::ops::{Deref, RangeBounds, RangeInclusive};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::queue::Mode;
-use super::{RangeRwLock, Wait, SLOTS};
+use super::fast::Place;
+use super::queue::SLOTS;
+use super::wait::Mode;
+use super::{RangeRwLock, Wait};
 use crate::range::Span;
-
-/// Where a held request lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Place {
-    /// Nowhere: the range is empty (it conflicts with nothing).
-    Empty,
-    /// In fast-path slot `i` (or, if moved since, in the tree as `State::moved[i]`).
-    Slot(usize),
-    /// In the tree, under `seq`.
-    Tree(u64),
-}
 
 /// What a guard holds: its range and where its request lives, in 24 bytes (guards are
 /// returned by value). An empty range keeps its position in `start`.

@@ -1,13 +1,19 @@
-//! `RangeRwLock`: the documented type, its blocking API, and how a request is acquired and
-//! released.
+//! `RangeRwLock`: the documented type and its blocking API.
 //!
-//! The pieces: `fast.rs`, the slot word through which up to [`SLOTS`] requests hold the lock
-//! while nothing waits; `queue.rs`, the FIFO accounting over the interval tree that takes over
-//! when requests conflict; `wait.rs`, the node a waiting request owns and the hand-off that
-//! grants it; `guard.rs`, the guards and the `Arc` methods that return the owned ones;
-//! `future.rs`, the async methods and their futures; `set.rs`, sets of ranges as one request,
-//! with their methods, guards and futures.
+//! The pieces form layers; each file uses only those below it:
+//! - `wait.rs`, at the bottom: the shape of a request (`Mode`, `Part`), the node a waiting
+//!   request owns, and the wake list that grants it after the internal mutex is released;
+//! - `queue.rs`: the FIFO accounting over the interval tree that takes over when requests
+//!   conflict (it also keeps, under the mutex, which fast-path slot a moved holder came from);
+//! - `fast.rs`: the slot word through which up to `SLOTS` requests hold the lock while nothing
+//!   waits, the internal mutex's guard, and barging's one attempt;
+//! - `acquire.rs`: acquiring, waiting, giving up and releasing, shared by every form;
+//! - on top, the public surface: this file (the type and its blocking methods), `guard.rs`
+//!   (guards, and the `Arc` methods that return the owned ones), `future.rs` (the async methods
+//!   and their futures) and `set.rs` (sets of ranges as one request, with their methods, guards
+//!   and futures).
 
+mod acquire;
 mod fast;
 mod future;
 mod guard;
@@ -21,23 +27,16 @@ use core::panic::{RefUnwindSafe, UnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::range::Span;
-use crate::sync::{AtomicU64, Mutex, Park, Parker, UnsafeCell};
+use crate::sync::{AtomicU64, Mutex, Parker, UnsafeCell};
 
-use fast::{Barge, Fast};
 pub(crate) use future::Acquire;
 pub use future::{OwnedReadFuture, OwnedWriteFuture, ReadFuture, WriteFuture};
 pub(crate) use guard::Held;
 pub use guard::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeWriteGuard};
-use guard::{Hold, Place};
-pub(crate) use queue::Mode;
-pub(crate) use queue::Part;
-use queue::State;
+use queue::{State, SLOTS};
 pub(crate) use set::{AcquireSet, HeldSet};
 pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
-use wait::{wait_unlinked, Outside, WaitNode, WakeList, GRANTED, WAITING};
-
-/// Requests that can hold the lock without the tree (see `fast.rs`).
-const SLOTS: usize = 2;
+pub(crate) use wait::{Mode, Part};
 
 /// Hand-off deadlines beyond an hour are an hour, so that adding one to an `Instant` cannot
 /// overflow. Zero is no barging.
@@ -119,13 +118,6 @@ impl Slot {
         self.0.with_mut(|slot| unsafe { *slot = range });
     }
 }
-
-/// Looks at the grant this many times (spinning) before parking, when next in line. (Not
-/// under loom: a model that spins explores every iteration.)
-#[cfg(not(rangelock_loom))]
-const SPINS: u32 = 200;
-#[cfg(rangelock_loom)]
-const SPINS: u32 = 0;
 
 /// A reader/writer lock over ranges of the `u64` space.
 ///
@@ -508,403 +500,6 @@ impl RangeRwLock {
     #[doc(hidden)]
     pub fn waiting(&self) -> usize {
         self.census().1
-    }
-}
-
-impl RangeRwLock {
-    /// `Some(deadline)` if barging is allowed.
-    fn handoff(&self) -> Option<Duration> {
-        (self.handoff_nanos != 0).then(|| Duration::from_nanos(self.handoff_nanos))
-    }
-
-    /// The number of requests present and waiting, without moving anything.
-    fn census(&self) -> (usize, usize) {
-        if let Some(holders) = self.slot_holders() {
-            return (holders, 0);
-        }
-        // The switch back to fast mode happens under the mutex: under it, the word is current.
-        let state = self.state.lock();
-        let Some(state) = state.as_ref() else {
-            return (0, 0);
-        };
-        let outside = state.outside.len();
-        match self.slot_count() {
-            Some(holders) => (holders, outside),
-            None => (state.requests, state.waiting + outside),
-        }
-    }
-
-    // Always inline: out of line, its 24-byte result went back through memory and stalled on
-    // store forwarding (perf annotate of `cargo bench -p rangelock-benches --bench lock -- uncontended`).
-    #[track_caller]
-    #[inline(always)]
-    fn acquire(&self, range: &impl RangeBounds<u64>, mode: Mode, wait: Wait) -> Option<Hold> {
-        let span = Span::new(range);
-        let Span::Range { start, last } = span else {
-            return Some(Hold::new(span, Place::Empty));
-        };
-        match self.try_slot(start, last, mode) {
-            Fast::Taken(i) => return Some(Hold::new(span, Place::Slot(i))),
-            // Nothing waits in fast mode: a slot holder in the way is a holder, never passed.
-            Fast::Conflict if matches!(wait, Wait::Never) => return None,
-            Fast::Conflict | Fast::Busy => {}
-        }
-        let place = self.acquire_queued(start, last, mode, wait)?;
-        Some(Hold::new(span, place))
-    }
-
-    /// The rest of `acquire`, out of line: the request goes through the tree (or, barging,
-    /// waits outside it). Returns where it is held once granted.
-    #[inline(never)]
-    fn acquire_queued(&self, start: u64, last: u64, mode: Mode, wait: Wait) -> Option<Place> {
-        self.acquire_request(&[Part { start, last, mode }], true, wait)
-    }
-
-    /// Acquires `parts` (one range if `one`, else a set, which is held in the tree): a barging
-    /// lock's request that may wait barges, any other queues in the tree.
-    #[inline(always)]
-    fn acquire_request(&self, parts: &[Part], one: bool, wait: Wait) -> Option<Place> {
-        match (self.handoff(), wait) {
-            (Some(handoff), Wait::Forever | Wait::Until(_)) => {
-                self.barge(parts, one, handoff, wait)
-            }
-            _ => self.acquire_parts(parts, wait).map(Place::Tree),
-        }
-    }
-
-    /// Barging locks: acquires `parts` (one range if `one`, else a set) without queueing while the
-    /// request is within its hand-off window, which opens at its first conflict: it spins a
-    /// little, then waits outside the tree until a request in its way leaves, and tries again.
-    /// Once the window has closed it queues in FIFO order like any request of a strict lock.
-    // Under loom `BARGE_SPINS` is 0, so the spin phase is skipped.
-    #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
-    fn barge(&self, parts: &[Part], one: bool, handoff: Duration, wait: Wait) -> Option<Place> {
-        let node = WaitNode::new();
-        // Once notified, the request is out until it is back under the mutex; if this ends
-        // (even unwinding) before, it passes the notification on.
-        let notified = Notified {
-            lock: self,
-            node: &node,
-            parts,
-        };
-        let mut window: Option<Instant> = None;
-        let mut spins = 0;
-        loop {
-            if let ([part], true) = (parts, one) {
-                match self.try_slot(part.start, part.last, part.mode) {
-                    Fast::Taken(i) => {
-                        notified.back();
-                        return Some(Place::Slot(i));
-                    }
-                    // The holder is likely running, and its release a few instructions away,
-                    // unless others wait already: then more threads want the CPUs than there
-                    // are, and spinning (or yielding) only delays the threads that can go on.
-                    Fast::Conflict if spins < BARGE_SPINS && !self.has_waiters() => {
-                        spins += 1;
-                        barge_backoff(spins);
-                        continue;
-                    }
-                    Fast::Conflict | Fast::Busy => {}
-                }
-            }
-            // The clock is read only by a request that waits.
-            let now = Instant::now();
-            let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
-            if now >= end {
-                notified.back();
-                return self.acquire_parts(parts, wait).map(Place::Tree);
-            }
-            let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
-            match self.barge_once(parts, one, &node, &mut None, may_wait) {
-                Barge::Held(place) => return Some(place),
-                Barge::Refused => return None,
-                Barge::Outside => {}
-            }
-            // Leaves the outside list however this ends (even unwinding).
-            let outside = OutsideWait {
-                lock: self,
-                node: &node,
-            };
-            let until = wait.deadline().map_or(end, |deadline| deadline.min(end));
-            let parked = self
-                .parker
-                .park(node.key(), || node.is_linked_or_waiting(), Some(until));
-            drop(outside);
-            if parked == Park::TimedOut {
-                if wait.deadline().is_some_and(|deadline| deadline <= end) {
-                    // Not queued: nothing to give back. One last try, as a timed request
-                    // that is granted at its deadline would be.
-                    return match self.barge_once(parts, one, &node, &mut None, false) {
-                        Barge::Held(place) => Some(place),
-                        Barge::Outside | Barge::Refused => None,
-                    };
-                }
-                // The window closed (loom makes every timed park time out at once: this
-                // ends its model after one wait outside).
-                window = Some(now);
-            }
-            spins = 0;
-        }
-    }
-
-    /// Takes `node` out of the outside list, or waits until the releasing thread that took it
-    /// out has let it go: then nobody else refers to it but the `notified` list, if it was
-    /// notified.
-    fn leave_outside(&self, node: &WaitNode) {
-        if node.state() == WAITING && self.lock_state().outside.unlink(node) {
-            return;
-        }
-        wait_unlinked(&self.parker, node);
-    }
-
-    /// A request that waited outside the tree (for `parts`) gives up: its node leaves the
-    /// list, or, if it was notified, it passes the notification on.
-    fn give_up_outside(&self, node: &WaitNode, parts: &[Part]) {
-        self.leave_outside(node);
-        self.pass_on(node, parts);
-    }
-
-    /// A request (for `parts`) that was notified and is not back gives up: the requests it was
-    /// notified in place of are notified now.
-    fn pass_on(&self, node: &WaitNode, parts: &[Part]) {
-        if Outside::is_out(node) {
-            let mut wake = WakeList::new(&self.parker);
-            let mut state = self.lock_state();
-            if state.outside.returned(node) {
-                state.pass_on(parts, &mut wake);
-            }
-        }
-    }
-
-    /// Acquires every range of `set` as one request; returns its `seq` once granted (0 for an
-    /// empty set, which holds nothing).
-    fn acquire_set(&self, set: &RangeSet, wait: Wait) -> Option<u64> {
-        if set.is_empty() {
-            return Some(0);
-        }
-        match self.acquire_request(set.parts(), false, wait)? {
-            Place::Tree(seq) => Some(seq),
-            Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
-        }
-    }
-
-    /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
-    /// returns its `seq` once granted.
-    #[inline]
-    fn acquire_parts(&self, parts: &[Part], wait: Wait) -> Option<u64> {
-        // Set up only if the request waits (under the mutex, then), and declared first: it
-        // outlives the tree's reference to it.
-        let node;
-        let mut tree = self.lock_tree(parts.len());
-        let blocking = match tree.queue_granted(parts, matches!(wait, Wait::Never)) {
-            Ok(seq) => return Some(seq),
-            Err(_) if matches!(wait, Wait::Never) => return None,
-            Err(blocking) => blocking,
-        };
-        node = WaitNode::new();
-        let seq = tree.queue(parts, blocking, Some(&node));
-        drop(tree);
-        self.wait_for_grant(&node, parts, seq, wait.deadline())
-            .then_some(seq)
-    }
-
-    /// Waits until the request of `node` (`parts`, `seq`) is granted (true) or `deadline`
-    /// passes (false: the request has left the queue).
-    // Under loom `SPINS` is 0, so the spin phase is skipped.
-    #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
-    fn wait_for_grant(
-        &self,
-        node: &WaitNode,
-        parts: &[Part],
-        seq: u64,
-        deadline: Option<Instant>,
-    ) -> bool {
-        // If this thread unwinds while queued, the request leaves the queue first, so the tree
-        // never keeps a pointer to a dead stack frame.
-        let pending = Pending {
-            lock: self,
-            node,
-            parts,
-            seq,
-        };
-        let mut spins = 0;
-        loop {
-            if node.state() == GRANTED {
-                break;
-            }
-            // Next in line: the grant often comes within microseconds, before a sleep would
-            // even begin. Further back, sleep at once and leave the CPU to the holders.
-            if spins < SPINS && node.blocking() <= 1 {
-                spins += 1;
-                core::hint::spin_loop();
-                continue;
-            }
-            let parked = self
-                .parker
-                .park(node.key(), || node.is_linked_or_waiting(), deadline);
-            if parked == Park::TimedOut {
-                core::mem::forget(pending);
-                return self.give_up(node);
-            }
-        }
-        core::mem::forget(pending);
-        true
-    }
-
-    /// Settles a request whose owner stops waiting for it: true if it was granted after all
-    /// (the owner now holds it), false if it left the queue.
-    fn give_up(&self, node: &WaitNode) -> bool {
-        let mut wake = WakeList::new(&self.parker);
-        let granted = self.lock_state().settle(node, &mut wake);
-        // First: the node may be in a releasing thread's list (it was granted meanwhile), and
-        // a task's waker that panics below must not let its owner free it while it is linked.
-        wait_unlinked(&self.parker, node);
-        // Empty if `granted`: a panic from these wakes leaves the caller nothing to release.
-        wake.wake_all();
-        granted
-    }
-
-    /// Releases what `hold` holds.
-    #[inline(always)]
-    fn release(&self, hold: &Hold) {
-        match hold.place() {
-            Place::Empty => {}
-            Place::Slot(i) => self.release_slot(i, hold.start, hold.last),
-            Place::Tree(seq) => self.leave(hold.start, hold.last, seq),
-        }
-    }
-
-    /// Releases granted request `seq` for `parts`, wherever it is now: a request of one range
-    /// may have moved to a slot when the queue drained; a set stays in the tree.
-    fn release_request(&self, parts: &[Part], seq: u64) {
-        if let [part] = parts {
-            self.leave(part.start, part.last, seq);
-        } else {
-            let mut wake = WakeList::new(&self.parker);
-            self.lock_state().leave(parts, seq, &mut wake);
-            wake.wake_all();
-        }
-    }
-
-    /// Removes request `seq` (at `[start, last]`) from the tree and wakes whoever it was the
-    /// last blocker of.
-    #[inline(never)]
-    fn leave(&self, start: u64, last: u64, seq: u64) {
-        let mut wake = WakeList::new(&self.parker);
-        {
-            let mut tree = self.lock_state();
-            if tree.leave_one(start, seq, &mut wake) {
-                // It may hold a slot bit too: it came from the tree to a slot, and back.
-                if let Some(i) = self.moved_slot(&tree, seq) {
-                    self.vacate(&mut tree, i);
-                }
-            } else {
-                // Moved to a slot when the queue drained.
-                let i = tree.slot_of(seq);
-                self.vacate(&mut tree, i);
-                tree.notify_outside(start, last, &mut wake);
-            }
-        }
-        wake.wake_all();
-    }
-
-    /// Turns the write request of `hold` into a read request.
-    fn downgrade_hold(&self, hold: &Hold) {
-        match hold.place() {
-            Place::Empty => {}
-            Place::Slot(i) => self.downgrade_slot(i, hold.start, hold.last),
-            Place::Tree(seq) => {
-                let part = Part {
-                    start: hold.start,
-                    last: hold.last,
-                    mode: Mode::Write,
-                };
-                let mut wake = WakeList::new(&self.parker);
-                {
-                    let mut tree = self.lock_state();
-                    if tree.downgrade(part, seq, &mut wake) {
-                        if let Some(i) = self.moved_slot(&tree, seq) {
-                            self.clear_slot_bits(fast::writer(i));
-                        }
-                    } else {
-                        let i = tree.slot_of(seq);
-                        self.clear_slot_bits(fast::writer(i));
-                        tree.notify_outside(hold.start, hold.last, &mut wake);
-                    }
-                }
-                wake.wake_all();
-            }
-        }
-    }
-}
-
-/// Barging locks: a request waiting outside the tree; dropping it takes the node out.
-struct OutsideWait<'a> {
-    lock: &'a RangeRwLock,
-    node: &'a WaitNode,
-}
-
-impl Drop for OutsideWait<'_> {
-    fn drop(&mut self) {
-        self.lock.leave_outside(self.node);
-    }
-}
-
-/// Barging locks: a request of this thread's that may be out with a notification (see
-/// `Outside`): it must come back under the internal mutex before the request ends.
-struct Notified<'a> {
-    lock: &'a RangeRwLock,
-    node: &'a WaitNode,
-    parts: &'a [Part],
-}
-
-impl Notified<'_> {
-    /// The request took its ranges, or queues in the tree: its notification is used.
-    fn back(&self) {
-        if Outside::is_out(self.node) {
-            self.lock.lock_state().outside.returned(self.node);
-        }
-    }
-}
-
-impl Drop for Notified<'_> {
-    /// The request ended without taking its ranges: it passes a notification on.
-    fn drop(&mut self) {
-        self.lock.pass_on(self.node, self.parts);
-    }
-}
-
-/// Barging locks: tries on a conflicting slot holder before waiting outside the tree, with
-/// pauses only (about a microsecond in all). Yielding or spinning longer made the longest wait
-/// on a hot range with more threads than cores two to five times longer (runnable spinners
-/// keep a preempted holder off the CPUs) for no gain in throughput (`hot_range` example and
-/// `cargo bench -p rangelock-benches --bench lock -- barging`).
-#[cfg(not(rangelock_loom))]
-const BARGE_SPINS: u32 = 4;
-#[cfg(rangelock_loom)]
-const BARGE_SPINS: u32 = 0;
-
-/// One step of a barging request's spinning: a few pauses, twice as many each time.
-fn barge_backoff(spins: u32) {
-    for _ in 0..(1 << spins) {
-        core::hint::spin_loop();
-    }
-}
-
-/// A queued request whose thread may unwind before it is granted: dropping it settles the
-/// request (and releases it if it was granted meanwhile).
-struct Pending<'a> {
-    lock: &'a RangeRwLock,
-    node: &'a WaitNode,
-    parts: &'a [Part],
-    seq: u64,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if self.lock.give_up(self.node) {
-            self.lock.release_request(self.parts, self.seq);
-        }
     }
 }
 

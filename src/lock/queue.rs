@@ -13,33 +13,15 @@
 //! `Outside`), then tries again. Only requests whose window has closed
 //! queue here, so everything in the tree is strict FIFO, for either kind of lock.
 
-use super::fast::NO_SEQ;
-use super::wait::{NodeRef, Outside, WaitNode, WakeList, LINKED_GRANT};
-use super::SLOTS;
+use super::wait::{Mode, NodeRef, Outside, Part, WaitNode, WakeList, LINKED_GRANT};
 use crate::tree::{IntervalTree, Tied};
 
-/// Shared (read) or exclusive (write).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Mode {
-    #[default]
-    Read,
-    Write,
-}
+/// Requests that can hold the lock without the tree (see `fast.rs`).
+pub(crate) const SLOTS: usize = 2;
 
-impl Mode {
-    /// Two overlapping requests conflict unless both read.
-    pub(crate) fn conflicts(self, other: Mode) -> bool {
-        self == Mode::Write || other == Mode::Write
-    }
-}
-
-/// One range of a request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Part {
-    pub(crate) start: u64,
-    pub(crate) last: u64,
-    pub(crate) mode: Mode,
-}
+/// `State::slot_seq` of a slot whose holder took it directly (or that is free). The entry is
+/// meaningful while the slot's bit is set, in either mode.
+pub(crate) const NO_SEQ: u64 = u64::MAX;
 
 /// One entry of a request in the tree, keyed by `(start, seq)`: 16 bytes, since leaves move
 /// entries around on every insert and remove.

@@ -11,9 +11,9 @@ use core::task::{Context, Poll};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::fast::Place;
 use super::future::Acquire;
-use super::guard::Place;
-use super::queue::{Mode, Part};
+use super::wait::{Mode, Part};
 use super::{RangeRwLock, Wait};
 use crate::range::Span;
 

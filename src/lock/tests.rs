@@ -370,6 +370,7 @@ fn a_barging_lock_holds_a_set_of_one_range_in_the_tree() {
 /// (`barge_once`), step by step.
 #[test]
 fn a_notified_waiter_that_gives_up_passes_its_notification_on() {
+    use super::fast::Barge;
     use super::wait::{WaitNode, NOTIFIED, WAITING};
     let lock = RangeRwLock::barging(Duration::from_secs(3600));
     let parts = [Part {

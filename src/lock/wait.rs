@@ -26,8 +26,30 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use intrusive_collections::linked_list::AtomicLink;
 use intrusive_collections::{intrusive_adapter, LinkedList, UnsafeRef};
 
-use super::queue::{Mode, Part};
 use crate::sync::{AtomicU8, HintUsize, Ordering, Parker, UnsafeCell};
+
+/// Shared (read) or exclusive (write).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Mode {
+    #[default]
+    Read,
+    Write,
+}
+
+impl Mode {
+    /// Two overlapping requests conflict unless both read.
+    pub(crate) fn conflicts(self, other: Mode) -> bool {
+        self == Mode::Write || other == Mode::Write
+    }
+}
+
+/// One range of a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) start: u64,
+    pub(crate) last: u64,
+    pub(crate) mode: Mode,
+}
 
 /// Queued in the tree, waiting for the conflicting requests ahead of it; or (barging locks) in
 /// the list of requests waiting outside the tree.
