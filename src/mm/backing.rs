@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::PAGE_SIZE;
@@ -115,6 +116,10 @@ pub trait Backing: Send + Sync {
 /// and reused in between is read with its new owner's data. The invalidate lock is what keeps
 /// that from happening under a reader.
 ///
+/// One device can hold several files: [`share`](Self::share) gives another, empty file on the
+/// same device, with a page map of its own and the device's blocks and capacity in common, so
+/// a block one file frees is the next one any file gets. Dropping a file frees its blocks.
+///
 /// ```
 /// use rangelock::mm::{AddressSpace, MemBacking};
 /// use std::time::Duration;
@@ -124,23 +129,30 @@ pub trait Backing: Send + Sync {
 /// assert_eq!(space.write(0, b"hello").unwrap(), 5);
 /// ```
 pub struct MemBacking {
-    capacity: u64,
+    device: Arc<Device>,
     latency: Duration,
-    map: Mutex<BlockMap>,
+    /// This file's pages: page index -> block number.
+    pages: Mutex<BTreeMap<u64, u64>>,
+}
+
+/// What the files of one device share. Lock order: a file's `pages`, then `alloc`, then
+/// `blocks`.
+struct Device {
+    /// Capacity in blocks.
+    capacity: u64,
+    alloc: Mutex<Allocator>,
     /// Block contents, `PAGE_SIZE` bytes each, grown as blocks are first used.
     blocks: Mutex<Vec<u8>>,
 }
 
-struct BlockMap {
-    /// Page index -> block number.
-    pages: BTreeMap<u64, u64>,
+struct Allocator {
     /// Freed blocks, reused last-freed first.
     free: Vec<u64>,
     /// Blocks never used yet are `next..capacity`.
     next: u64,
 }
 
-impl BlockMap {
+impl Allocator {
     fn available(&self, capacity: u64) -> u64 {
         capacity - self.next + self.free.len() as u64
     }
@@ -148,7 +160,7 @@ impl BlockMap {
 
 impl MemBacking {
     /// A device of `capacity` bytes (whole pages: a partial page at the end is not usable),
-    /// with no IO latency.
+    /// with no IO latency, holding one empty file.
     ///
     /// # Panics
     ///
@@ -168,19 +180,48 @@ impl MemBacking {
             "MemBacking::new({capacity}): a device needs at least one page ({PAGE_SIZE} bytes)"
         );
         MemBacking {
-            capacity: capacity / PAGE_SIZE as u64,
-            latency: Duration::ZERO,
-            map: Mutex::new(BlockMap {
-                pages: BTreeMap::new(),
-                free: Vec::new(),
-                next: 0,
+            device: Arc::new(Device {
+                capacity: capacity / PAGE_SIZE as u64,
+                alloc: Mutex::new(Allocator {
+                    free: Vec::new(),
+                    next: 0,
+                }),
+                blocks: Mutex::new(Vec::new()),
             }),
-            blocks: Mutex::new(Vec::new()),
+            latency: Duration::ZERO,
+            pages: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Sleeps `latency` for every request to the device (a page read or written, or a
-    /// readahead run read at once), modelling storage.
+    /// Another file on the same device: empty, with a page map of its own, the device's
+    /// capacity and free blocks in common with every other file on it, and this file's
+    /// latency. A filesystem of many files over one simulated disk.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let disk = MemBacking::new(2 * PAGE_SIZE as u64);
+    /// let a: AddressSpace = AddressSpace::new(disk.share());
+    /// let b: AddressSpace = AddressSpace::new(disk.share());
+    /// a.write(0, &[1; 2 * PAGE_SIZE])?; // the whole device
+    /// assert_eq!(a.backing().free_blocks(), 0);
+    /// assert!(b.write(0, b"x").is_err()); // full: the capacity is shared
+    /// a.punch_hole(0, PAGE_SIZE as u64)?;
+    /// b.write(0, b"x")?; // gets the block `a` freed
+    /// drop(a); // a dropped file frees its blocks
+    /// assert_eq!(b.backing().free_blocks(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn share(&self) -> Self {
+        MemBacking {
+            device: Arc::clone(&self.device),
+            latency: self.latency,
+            pages: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sleeps `latency` for every request this file makes to the device (a page read or
+    /// written, or a readahead run read at once), modelling storage.
     ///
     /// ```
     /// use std::time::Duration;
@@ -193,7 +234,7 @@ impl MemBacking {
         self
     }
 
-    /// The number of blocks in use.
+    /// The number of blocks this file uses.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking};
@@ -203,17 +244,30 @@ impl MemBacking {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn used_blocks(&self) -> u64 {
-        self.map.lock().pages.len() as u64
+        self.pages.lock().len() as u64
     }
 
-    /// The capacity in blocks of [`PAGE_SIZE`] bytes.
+    /// The number of blocks free on the device, for any of its files.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
+    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(8 * PAGE_SIZE as u64));
+    /// space.write(0, b"x")?;
+    /// assert_eq!(space.backing().free_blocks(), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn free_blocks(&self) -> u64 {
+        self.device.alloc.lock().available(self.device.capacity)
+    }
+
+    /// The capacity of the device in blocks of [`PAGE_SIZE`] bytes.
     ///
     /// ```
     /// use rangelock::mm::{MemBacking, PAGE_SIZE};
     /// assert_eq!(MemBacking::new(8 * PAGE_SIZE as u64).capacity_blocks(), 8);
     /// ```
     pub fn capacity_blocks(&self) -> u64 {
-        self.capacity
+        self.device.capacity
     }
 
     fn io_latency(&self) {
@@ -224,7 +278,17 @@ impl MemBacking {
     }
 
     fn block_of(&self, index: u64) -> Option<u64> {
-        self.map.lock().pages.get(&index).copied()
+        self.pages.lock().get(&index).copied()
+    }
+}
+
+impl Drop for MemBacking {
+    /// Gives this file's blocks back to the device.
+    fn drop(&mut self) {
+        let pages = core::mem::take(&mut *self.pages.lock());
+        if !pages.is_empty() {
+            self.device.alloc.lock().free.extend(pages.into_values());
+        }
     }
 }
 
@@ -239,7 +303,7 @@ impl Backing for MemBacking {
         match block {
             None => buf.fill(0),
             Some(b) => {
-                let blocks = self.blocks.lock();
+                let blocks = self.device.blocks.lock();
                 let at = b as usize * PAGE_SIZE;
                 buf.copy_from_slice(&blocks[at..at + PAGE_SIZE]);
             }
@@ -254,7 +318,7 @@ impl Backing for MemBacking {
             .map(|index| self.block_of(index))
             .collect();
         self.io_latency();
-        let blocks = self.blocks.lock();
+        let blocks = self.device.blocks.lock();
         for (buf, block) in bufs.iter_mut().zip(blocks_of) {
             match block {
                 None => buf.fill(0),
@@ -273,33 +337,37 @@ impl Backing for MemBacking {
             io::Error::other(format!("page {index} written without reserving storage"))
         })?;
         self.io_latency();
-        let mut blocks = self.blocks.lock();
+        let mut blocks = self.device.blocks.lock();
         let start = block as usize * PAGE_SIZE + at;
         blocks[start..start + data.len()].copy_from_slice(data);
         Ok(())
     }
 
     fn reserve(&self, pages: &mut dyn Iterator<Item = u64>) -> io::Result<()> {
-        let mut map = self.map.lock();
-        let wanted: Vec<u64> = pages.filter(|p| !map.pages.contains_key(p)).collect();
-        if wanted.len() as u64 > map.available(self.capacity) {
+        let mut map = self.pages.lock();
+        let wanted: Vec<u64> = pages.filter(|p| !map.contains_key(p)).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let capacity = self.device.capacity;
+        let mut alloc = self.device.alloc.lock();
+        if wanted.len() as u64 > alloc.available(capacity) {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 format!(
-                    "device full: {} more blocks needed, {} free of {}",
+                    "device full: {} more blocks needed, {} free of {capacity}",
                     wanted.len(),
-                    map.available(self.capacity),
-                    self.capacity
+                    alloc.available(capacity),
                 ),
             ));
         }
-        let mut blocks = self.blocks.lock();
+        let mut blocks = self.device.blocks.lock();
         for page in wanted {
-            let block = map.free.pop().unwrap_or_else(|| {
-                map.next += 1;
-                map.next - 1
+            let block = alloc.free.pop().unwrap_or_else(|| {
+                alloc.next += 1;
+                alloc.next - 1
             });
-            map.pages.insert(page, block);
+            map.insert(page, block);
             let end = (block as usize + 1) * PAGE_SIZE;
             if blocks.len() < end {
                 blocks.resize(end, 0);
@@ -318,11 +386,11 @@ impl Backing for MemBacking {
         let page = PAGE_SIZE as u64;
         let full = super::full_pages(start, end);
         let (first_full, end_full) = (full.start, full.end);
-        let mut map = self.map.lock();
+        let mut map = self.pages.lock();
         // Partial pages at either edge are zeroed in place.
         let zero = |index: u64, from: u64, to: u64| {
-            if let Some(&b) = map.pages.get(&index) {
-                let mut blocks = self.blocks.lock();
+            if let Some(&b) = map.get(&index) {
+                let mut blocks = self.device.blocks.lock();
                 let base = b as usize * PAGE_SIZE;
                 blocks[base + from as usize..base + to as usize].fill(0);
             }
@@ -339,21 +407,18 @@ impl Backing for MemBacking {
             }
         }
         if first_full < end_full {
-            let gone: Vec<u64> = map
-                .pages
-                .range(first_full..end_full)
-                .map(|(&p, _)| p)
-                .collect();
+            let gone: Vec<u64> = map.range(first_full..end_full).map(|(&p, _)| p).collect();
+            let mut alloc = self.device.alloc.lock();
             for p in gone {
-                let block = map.pages.remove(&p).expect("listed above");
-                map.free.push(block);
+                let block = map.remove(&p).expect("listed above");
+                alloc.free.push(block);
             }
         }
         Ok(())
     }
 
     fn stored_pages(&self, first: u64, last: u64, out: &mut Vec<u64>) -> io::Result<()> {
-        out.extend(self.map.lock().pages.range(first..=last).map(|(&p, _)| p));
+        out.extend(self.pages.lock().range(first..=last).map(|(&p, _)| p));
         Ok(())
     }
 
@@ -369,8 +434,9 @@ impl Backing for MemBacking {
 impl std::fmt::Debug for MemBacking {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemBacking")
-            .field("capacity_blocks", &self.capacity)
+            .field("capacity_blocks", &self.device.capacity)
             .field("used_blocks", &self.used_blocks())
+            .field("free_blocks", &self.free_blocks())
             .field("latency", &self.latency)
             .finish_non_exhaustive()
     }
@@ -800,5 +866,61 @@ impl Backing for FileBacking {
     fn max_len(&self) -> u64 {
         // File offsets are signed (`off_t`, and `i64` in std's file APIs).
         i64::MAX as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backing, MemBacking, PAGE_SIZE};
+
+    fn page_of(dev: &MemBacking, index: u64) -> [u8; PAGE_SIZE] {
+        let mut buf = [0; PAGE_SIZE];
+        dev.read_page(index, &mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn shared_files_keep_their_own_pages() {
+        let a = MemBacking::new(4 * PAGE_SIZE as u64);
+        let b = a.share();
+        a.reserve(&mut [0u64].into_iter()).unwrap();
+        b.reserve(&mut [0u64].into_iter()).unwrap();
+        a.write_page(0, 0, b"a's").unwrap();
+        b.write_page(0, 0, b"b's").unwrap();
+        assert_eq!(&page_of(&a, 0)[..3], b"a's");
+        assert_eq!(&page_of(&b, 0)[..3], b"b's");
+        assert_eq!((a.used_blocks(), b.used_blocks()), (1, 1));
+        assert_eq!((a.free_blocks(), b.free_blocks()), (2, 2));
+    }
+
+    #[test]
+    fn shared_files_share_capacity_and_reuse_freed_blocks_at_once() {
+        let page = PAGE_SIZE as u64;
+        let a = MemBacking::new(2 * page);
+        let b = a.share();
+        a.reserve(&mut [0u64, 1].into_iter()).unwrap();
+        a.write_page(1, 0, b"old owner").unwrap();
+        let full = b.reserve(&mut [7u64].into_iter()).unwrap_err();
+        assert_eq!(full.kind(), std::io::ErrorKind::StorageFull);
+        assert_eq!(b.used_blocks(), 0, "a failed reserve keeps nothing");
+        a.punch(page, 2 * page).unwrap();
+        b.reserve(&mut [7u64].into_iter()).unwrap();
+        // The block `a` freed is `b`'s now, and starts as zeros, not as its old owner's data.
+        assert_eq!(page_of(&b, 7), [0; PAGE_SIZE]);
+        b.write_page(7, 0, b"new owner").unwrap();
+        assert_eq!(page_of(&a, 1), [0; PAGE_SIZE]);
+        assert_eq!(a.free_blocks(), 0);
+    }
+
+    #[test]
+    fn a_dropped_file_frees_its_blocks_for_the_others() {
+        let a = MemBacking::new(3 * PAGE_SIZE as u64);
+        let b = a.share();
+        a.reserve(&mut [0u64, 1, 2].into_iter()).unwrap();
+        assert_eq!(b.free_blocks(), 0);
+        drop(a);
+        assert_eq!(b.free_blocks(), 3);
+        b.reserve(&mut [0u64, 1, 2].into_iter()).unwrap();
+        assert_eq!(b.used_blocks(), 3);
     }
 }
