@@ -97,8 +97,11 @@
 //! internal mutex: it is cloned before the mutex is taken, dropped after, and woken after the
 //! release is complete. A waker that panics when woken does not stop the release from waking
 //! every other request it granted; its panic then reaches the thread that released (unless
-//! that thread is already unwinding). A waker that panics when cloned fails the poll, and the
-//! request stays as it was (dropping its future gives it up as usual).
+//! that thread is already unwinding). A waker that panics when cloned or dropped fails the
+//! poll, and the request stays as it was, or, if it was granted in that poll, is released when
+//! the future is dropped. A `wake` may poll a future of the same lock inline (as executors
+//! that run a woken task at once do); it must not *drop* one that the same release granted,
+//! which waits for that release to finish with it and so never returns.
 //!
 //! **Allocation.** The lock allocates nothing when created (`RangeRwLock::new` is `const`). Its
 //! tree keeps its nodes in a slab that grows to the largest number of requests ever queued at

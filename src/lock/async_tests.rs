@@ -467,3 +467,91 @@ fn a_waker_that_panics_when_cloned_loses_no_notification() {
     drop(guard);
     assert!(!lock.is_locked(..));
 }
+
+/// A waker whose clones panic when dropped (the original does not).
+fn clones_panic_when_dropped() -> Waker {
+    use core::task::{RawWaker, RawWakerVTable};
+    fn clone(_: *const ()) -> RawWaker {
+        RawWaker::new(core::ptr::dangling(), &VTABLE)
+    }
+    fn noop(_: *const ()) {}
+    fn drop(data: *const ()) {
+        assert!(data.is_null(), "a clone of this waker panics when dropped");
+    }
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, drop);
+    // SAFETY: no function of the table dereferences the data pointer.
+    unsafe { Waker::from_raw(RawWaker::new(core::ptr::null(), &VTABLE)) }
+}
+
+#[test]
+fn a_waker_that_panics_when_dropped_after_a_grant_leaves_nothing_locked() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    for barging in [false, true] {
+        let lock = if barging {
+            RangeRwLock::barging(std::time::Duration::from_secs(60))
+        } else {
+            RangeRwLock::new()
+        };
+        let held = lock.write(0..10);
+        let (_, waker) = counting();
+        let mut fut = Box::pin(lock.write_async(0..10));
+        assert!(poll(fut.as_mut(), &waker).is_pending());
+        drop(held); // grants it (FIFO) or tells it to try again (barging)
+        let panicky = clones_panic_when_dropped();
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let _ = poll(fut.as_mut(), &panicky);
+        }));
+        // FIFO: the grant is read without the waker; barging: the left-over clone panics.
+        assert_eq!(polled.is_err(), barging);
+        drop(fut);
+        assert!(
+            !lock.is_locked(..),
+            "a range held with no guard (barging: {barging})"
+        );
+    }
+}
+
+#[test]
+fn a_waker_that_polls_its_task_inline_does_not_hang_the_release() {
+    use std::sync::{mpsc, Mutex};
+    type Owned = core::pin::Pin<Box<OwnedReadFuture>>;
+    /// Polls another future of the same lock from inside `wake`, as an executor that runs a
+    /// task as soon as it is woken would.
+    struct PollsOther(Arc<Mutex<Option<Owned>>>);
+    impl Wake for PollsOther {
+        fn wake(self: Arc<Self>) {
+            let (_, waker) = counting();
+            let mut slot = self.0.lock().unwrap();
+            if let Some(fut) = slot.as_mut() {
+                if poll(fut.as_mut(), &waker).is_ready() {
+                    *slot = None; // done, and its guard released
+                }
+            }
+        }
+    }
+    let lock = Arc::new(RangeRwLock::new());
+    let held = lock.write_arc(0..10);
+    let a = Arc::new(Mutex::new(Some(Box::pin(lock.read_owned(0..10)))));
+    let b = Arc::new(Mutex::new(Some(Box::pin(lock.read_owned(0..10)))));
+    let wakes_a = Waker::from(Arc::new(PollsOther(b.clone())));
+    let wakes_b = Waker::from(Arc::new(PollsOther(a.clone())));
+    for (fut, waker) in [(&a, &wakes_a), (&b, &wakes_b)] {
+        let mut fut = fut.lock().unwrap();
+        assert!(poll(fut.as_mut().unwrap().as_mut(), waker).is_pending());
+    }
+    // One release grants both; waking the first polls the second, still in the wake list.
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        drop(held);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the release never returned");
+    for fut in [a, b] {
+        let (_, waker) = counting();
+        if let Some(fut) = fut.lock().unwrap().as_mut() {
+            assert!(poll(fut.as_mut(), &waker).is_ready());
+        }
+    }
+    assert!(!lock.is_locked(..));
+}

@@ -33,9 +33,7 @@ use std::time::Instant;
 
 use super::fast::{Barge, Fast, Place};
 use super::guard::{Held, Hold};
-use super::wait::{
-    wait_unlinked, Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
-};
+use super::wait::{Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING};
 use super::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeRwLock, RangeWriteGuard};
 use crate::range::Span;
 
@@ -47,6 +45,9 @@ enum Phase {
     Queued(u64),
     /// Barging locks: waiting outside the tree; the hand-off window closes at this instant.
     Outside(Instant),
+    /// Granted, held here, within the poll that is about to hand out the output: recorded
+    /// before any user code (a waker's drop) runs, so that a panic there releases it.
+    Granted(Place),
     /// The output was handed out.
     Done,
 }
@@ -56,8 +57,9 @@ enum Phase {
 enum Request {
     /// One range (possibly empty).
     One { span: Span, mode: Mode },
-    /// A set of ranges (sorted, disjoint, not empty), kept alive and unchanged by the public
-    /// future until the request is granted or given up (see `Acquire::set`).
+    /// A set of ranges (sorted, disjoint, possibly empty: an empty set is granted at the first
+    /// poll), kept alive and unchanged by the public future until the request is granted or
+    /// given up (see `Acquire::set`).
     Set(*const [Part]),
 }
 
@@ -101,6 +103,8 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// `parts` stays where it is, alive and unchanged, until the request is granted (a poll
     /// returned `Ready`) or the `Acquire` is dropped, even if the borrow that gave it ends
     /// before (an owned set moved into the future keeps its parts in its `Vec`'s buffer).
+    /// `parts` is sorted by start, pairwise disjoint and has no empty part (as every
+    /// [`RangeSet`](super::RangeSet) is): the tree keys a request's entries by their start.
     pub(crate) unsafe fn set(lock: L, parts: &[Part]) -> Self {
         Self::new(lock, Request::Set(parts), Part::default())
     }
@@ -120,8 +124,9 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     fn parts(&self) -> &[Part] {
         match self.request {
             Request::One { .. } => &self.one,
-            // SAFETY: `set`'s caller keeps the parts alive until the request is granted or
-            // given up, the only times they are read.
+            // SAFETY: `set`'s caller keeps the parts alive and unchanged until the request is
+            // granted or the future dropped; they are read only before that (in the `Start`,
+            // `Queued`, `Outside` and `Granted` phases and in `Drop`).
             Request::Set(parts) => unsafe { &*parts },
         }
     }
@@ -165,6 +170,8 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 Some(place) => place,
                 None => return Poll::Pending,
             },
+            // A poll that panicked after the grant, caught, and the future polled again.
+            Phase::Granted(place) => place,
             Phase::Done => panic!("a range lock future was polled after it completed"),
         };
         self.phase.set(Phase::Done);
@@ -218,12 +225,16 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             left_over = self.node.set_waker(waker);
             tree.enqueue(parts, &self.node)
         };
+        // The phase first: the left-over waker's drop may panic.
+        let place = if queued.granted {
+            self.phase.set(Phase::Granted(Place::Tree(queued.seq)));
+            Some(Place::Tree(queued.seq))
+        } else {
+            self.phase.set(Phase::Queued(queued.seq));
+            None
+        };
         drop(left_over);
-        if queued.granted {
-            return Some(Place::Tree(queued.seq));
-        }
-        self.phase.set(Phase::Queued(queued.seq));
-        None
+        place
     }
 
     /// Barging locks, at `now`, within the window that closes at `end`: takes the ranges if
@@ -238,26 +249,33 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         let barged = self
             .lock
             .barge_once(self.parts(), one, &self.node, &mut waker, true);
-        drop(waker);
-        match barged {
-            Barge::Held(place) => Some(place),
+        // The phase first: the left-over waker's drop may panic.
+        let place = match barged {
+            Barge::Held(place) => {
+                self.phase.set(Phase::Granted(place));
+                Some(place)
+            }
             Barge::Outside => {
                 self.phase.set(Phase::Outside(end));
                 None
             }
             Barge::Refused => unreachable!("a request that may wait is never refused"),
-        }
+        };
+        drop(waker);
+        place
     }
 
     /// A later poll of a request waiting outside the tree (barging locks): tries again once
     /// notified; otherwise the waker of `cx` is the one a notification will wake.
     #[inline(never)]
     fn retry(&self, cx: &mut Context<'_>, end: Instant) -> Option<Place> {
-        let lock = &*self.lock;
         loop {
             match self.node.state() {
                 NOTIFIED => break,
-                LINKED_NOTIFY => wait_unlinked(&lock.parker, &self.node),
+                LINKED_NOTIFY => {
+                    self.soon(cx);
+                    return None;
+                }
                 _ => {
                     if self.rewake(cx, WAITING) {
                         return None;
@@ -273,13 +291,13 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// of `cx` is the one a grant will wake.
     #[inline(never)]
     fn granted(&self, cx: &mut Context<'_>) -> bool {
-        let lock = &*self.lock;
         loop {
             match self.node.state() {
                 GRANTED => return true,
-                // A releasing thread is about to hand it its final state (and owns the old
-                // waker): that takes a few instructions.
-                LINKED_GRANT => wait_unlinked(&lock.parker, &self.node),
+                LINKED_GRANT => {
+                    self.soon(cx);
+                    return false;
+                }
                 _ => {
                     if self.rewake(cx, super::wait::WAITING) {
                         return false;
@@ -287,6 +305,14 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 }
             }
         }
+    }
+
+    /// A later poll that finds the node in a releasing thread's wake list: that thread is a few
+    /// instructions from handing it its final state and waking the old waker. Waiting for it
+    /// here would hang if this poll runs inside that very wake list (an executor that polls a
+    /// task inline from `wake`), so the task is woken again to poll once more.
+    fn soon(&self, cx: &Context<'_>) {
+        cx.waker().wake_by_ref();
     }
 
     /// A later poll of a request still waiting (in the tree, or outside it): true if its node
@@ -338,6 +364,14 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             }
             // Holds nothing: the node leaves the outside list, or passes its notification on.
             Phase::Outside(_) => self.lock.give_up_outside(&self.node, self.parts()),
+            // A poll panicked between the grant and handing out the guard.
+            Phase::Granted(place) => match (self.request, place) {
+                (Request::One { .. }, _) => self.lock.release(&self.hold(place)),
+                (Request::Set(_), Place::Tree(seq)) => {
+                    self.lock.release_request(self.parts(), seq);
+                }
+                (Request::Set(_), _) => {}
+            },
             Phase::Start | Phase::Done => {}
         }
     }

@@ -52,7 +52,9 @@ use crate::range::Span;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RangeSet {
-    /// Sorted by start, pairwise disjoint, none empty.
+    /// Sorted by start, pairwise disjoint, none empty (kept so by `push`). A safety invariant,
+    /// not only a tidy one: the tree keys entries by `(start, seq)`, so the parts of one
+    /// request need distinct starts, and `SliceRwLock` sets hand out a `&mut [T]` per member.
     parts: Vec<Part>,
 }
 
@@ -410,9 +412,10 @@ impl RangeRwLock {
 /// # Safety
 ///
 /// Moving a value of the type leaves the set's parts where they are (a borrowed set does not
-/// move; an owned one keeps its parts in its `Vec`'s buffer), and the set is not changed while
-/// the value lives: a queued request points at the parts while its future (which holds the
-/// value) may move, until it is pinned.
+/// move; an owned one keeps its parts in its `Vec`'s buffer), the set is not changed while the
+/// value lives, and `borrow()` returns the same set on every call. A request's future takes a
+/// pointer to the parts when it is made (`AcquireSet::new`), before the set moves into it, and
+/// a queued request points at them until it is granted or given up.
 pub(crate) unsafe trait HeldSetRef: Borrow<RangeSet> {}
 
 // SAFETY: a shared borrow: the set neither moves nor changes while it lives.
@@ -451,7 +454,6 @@ impl<L: Deref<Target = RangeRwLock>, S: HeldSetRef> HeldSet<L, S> {
     /// Releases every range and returns the set.
     pub(crate) fn into_set(self) -> S {
         let this = ManuallyDrop::new(self);
-        this.release();
         // SAFETY: `this` is never dropped or used again, so `set` and `lock` are moved out
         // exactly once each.
         let (set, lock) = unsafe {
@@ -460,6 +462,11 @@ impl<L: Deref<Target = RangeRwLock>, S: HeldSetRef> HeldSet<L, S> {
                 core::ptr::read(&raw const this.lock),
             )
         };
+        // Out of `this` first: if the release passes a waker's panic on, unwinding drops them.
+        let parts = set.borrow();
+        if !parts.is_empty() {
+            lock.release_request(parts.parts(), this.seq);
+        }
         drop(lock);
         set
     }

@@ -94,7 +94,10 @@ pub(crate) struct Fixed {
 // thread that holds the node in its wake list (see the module docs); `parts` points at data
 // that is `Sync` (plain integers) and lives as long as the node; the rest are atomics.
 unsafe impl Sync for WaitNode {}
-// SAFETY: as above; a node moves between threads only inside a future, before it is queued.
+// SAFETY: a node moves between threads only inside its future (which may be polled or dropped
+// on any thread, queued or not); whichever thread owns it, `fixed` and `waker` are touched only
+// under the internal mutex or by the one thread that has the node in its wake list, `Waker` is
+// `Send`, and `parts` points at `Sync` data that lives as long as the node.
 unsafe impl Send for WaitNode {}
 
 impl WaitNode {
@@ -432,7 +435,12 @@ impl Drop for WakeList<'_> {
                 Some(waker) => {
                     let woken = catch_unwind(AssertUnwindSafe(|| waker.wake()));
                     if let Err(payload) = woken {
-                        panic.get_or_insert(payload);
+                        // A later payload is forgotten, not dropped: its `Drop` is user code
+                        // too, and could panic in the middle of the list.
+                        match panic {
+                            None => panic = Some(payload),
+                            Some(_) => core::mem::forget(payload),
+                        }
                     }
                 }
                 None => self.parker.unpark_one(key),
@@ -441,7 +449,10 @@ impl Drop for WakeList<'_> {
             self.parker.done(key);
         }
         if let Some(payload) = panic {
-            if !std::thread::panicking() {
+            if std::thread::panicking() {
+                // Dropping it could panic while unwinding, which aborts.
+                core::mem::forget(payload);
+            } else {
                 resume_unwind(payload);
             }
         }

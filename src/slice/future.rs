@@ -148,8 +148,9 @@ pub struct SliceWriteFuture<'a, T> {
 // SAFETY: the futures resolve to guards that are `Send` under the same bounds; until then they
 // hold a request and a shared borrow of the cells, which they never access.
 unsafe impl<T: Sync> Send for SliceReadFuture<'_, T> {}
-// SAFETY: as above; a write guard is `Send` when `T: Send`, and the cells are only borrowed.
-unsafe impl<T: Send> Send for SliceWriteFuture<'_, T> {}
+// SAFETY: as above; a write guard is `Send` when `T: Send + Sync`, and the cells are only
+// borrowed.
+unsafe impl<T: Send + Sync> Send for SliceWriteFuture<'_, T> {}
 
 impl<'a, T> Future for SliceReadFuture<'a, T> {
     type Output = SliceReadGuard<'a, T>;

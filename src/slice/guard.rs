@@ -264,6 +264,15 @@ pub struct SliceReadGuard<'a, T> {
 /// s.write(..).reverse();
 /// assert_eq!(s.read(..)[..], [3, 2, 1]);
 /// ```
+///
+/// It is `Send` only when `T` is `Send` and `Sync`, as `parking_lot`'s write guards are: a
+/// guard sent to another thread can be downgraded there, and the elements are then shared
+/// with readers on the first thread.
+///
+/// ```compile_fail
+/// fn send<T: Send>() {}
+/// send::<rangelock::SliceWriteGuard<'static, std::cell::Cell<u8>>>();
+/// ```
 #[must_use = "if unused the range is unlocked at once"]
 pub struct SliceWriteGuard<'a, T> {
     pub(super) guard: RangeWriteGuard<'a>,
@@ -276,8 +285,10 @@ unsafe impl<T: Sync> Send for SliceReadGuard<'_, T> {}
 // SAFETY: as for `Send`: `&SliceReadGuard` gives only `&[T]`.
 unsafe impl<T: Sync> Sync for SliceReadGuard<'_, T> {}
 // SAFETY: the guard is `&mut [T]` for its range, which may move to another thread when
-// `T: Send`; no other guard covers those elements while it lives.
-unsafe impl<T: Send> Send for SliceWriteGuard<'_, T> {}
+// `T: Send`; no other guard covers those elements while it lives. And `T: Sync`, because the
+// guard can be downgraded on the thread it was sent to, after which readers on other threads
+// share the elements.
+unsafe impl<T: Send + Sync> Send for SliceWriteGuard<'_, T> {}
 // SAFETY: `&SliceWriteGuard` gives only `&[T]`, shareable when `T: Sync`.
 unsafe impl<T: Sync> Sync for SliceWriteGuard<'_, T> {}
 
