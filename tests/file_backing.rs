@@ -120,3 +120,28 @@ fn truncate_sets_the_file_length_at_once() {
     space.truncate(10).unwrap();
     assert_eq!(file_len(), 10);
 }
+
+/// Issue 17: a write through a mapping after `close()` returned `Ok` and reached no store.
+/// Once the space is closed or dropped, its mappings are unmapped: writes and reads through
+/// them fail, and the file keeps what `close` (or the drop) wrote back.
+#[test]
+fn a_mapping_outliving_its_space_is_unmapped_and_refuses_writes() {
+    for close in [true, false] {
+        let file = Temp::new(if close { "map-close" } else { "map-drop" });
+        let space = Space::new(FileBacking::create(&file.0).unwrap());
+        space.truncate(PAGE_SIZE as u64).unwrap();
+        let page = space.fault(0, Access::Write).unwrap();
+        page.write(0, b"before").unwrap();
+        assert!(page.is_mapped());
+        if close {
+            space.close().unwrap();
+        } else {
+            drop(space);
+        }
+        assert!(!page.is_mapped(), "close: {close}");
+        let err = page.write(0, b"AFTER!").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "close: {close}: {err}");
+        assert!(page.read(0, &mut [0; 6]).is_err(), "close: {close}");
+        assert_eq!(&std::fs::read(&file.0).unwrap()[..6], b"before");
+    }
+}

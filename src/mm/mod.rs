@@ -70,8 +70,8 @@ use core::ops::RangeInclusive;
 use std::io;
 use std::sync::Arc;
 
-use crate::sync::{AtomicU64, Mutex, Ordering};
-use cache::{Page, PageCache};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use cache::{Page, PageCache, PageState};
 
 /// The page size of every address space, in bytes.
 ///
@@ -183,6 +183,20 @@ struct Counters {
     store_reads: AtomicU64,
 }
 
+/// The part of a space that its mappings share, and outlive it with.
+struct Shared {
+    /// The file length: a mapping refuses writes past it.
+    len: AtomicU64,
+    /// Pages dirty now (written through a mapping, not yet written back, still cached): a
+    /// mapping's first write to a clean page counts it.
+    dirty: AtomicU64,
+    /// Set when the space is closed or dropped, before its last write-back: from then on its
+    /// mappings are unmapped. A mapping reads it under its page's mutex, which that
+    /// write-back takes after setting it, so a write through a mapping either is written back
+    /// or fails.
+    closed: AtomicBool,
+}
+
 fn bump(counter: &AtomicU64, by: u64) {
     if by > 0 {
         counter.fetch_add(by, Ordering::Relaxed);
@@ -233,6 +247,8 @@ struct Exclusive<G>(Held<G>);
 ///   content and length durable (`fsync` on a [`FileBacking`]), reporting errors.
 /// - Dropping the space writes dirty pages back and syncs, best effort: errors are lost. Call
 ///   [`close`](Self::close) to see them.
+/// - Closing or dropping the space unmaps its mappings first: a write through one either
+///   happened before and is written back, or fails. None is accepted and then lost.
 ///
 /// Two address spaces over one file are two independent caches: neither sees the other's
 /// dirty pages, and their locks do not exclude each other.
@@ -251,11 +267,9 @@ pub struct AddressSpace<L: InvalidateLock = DefaultLock, B: Backing = MemBacking
     lock: L,
     backing: B,
     cache: PageCache,
-    /// The file length; shared with mappings so that they refuse writes past it.
-    len: Arc<AtomicU64>,
-    /// Pages dirty (written through a mapping, not yet written back, still cached); shared
-    /// with mappings, which dirty pages.
-    dirty: Arc<AtomicU64>,
+    /// What the space shares with its mappings: the length, the dirty count, and whether the
+    /// space is still open.
+    shared: Arc<Shared>,
     counters: Counters,
     /// Readahead streams, as Linux keeps one per open file: `(next, window)`, the page a
     /// sequential reader would miss next and the size of the window it filled last. Several
@@ -355,10 +369,13 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         AddressSpace {
             id: next_id(),
             lock: L::default(),
-            len: Arc::new(AtomicU64::new(backing.stored_len())),
+            shared: Arc::new(Shared {
+                len: AtomicU64::new(backing.stored_len()),
+                dirty: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
             backing,
             cache: PageCache::new(pages),
-            dirty: Arc::new(AtomicU64::new(0)),
             counters: Counters::default(),
             readahead: Mutex::new(Streams {
                 streams: [(u64::MAX, 0); READAHEAD_STREAMS],
@@ -377,7 +394,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn len(&self) -> u64 {
-        self.len.load(Ordering::Acquire)
+        self.shared.len.load(Ordering::Acquire)
     }
 
     /// Whether the length is 0.
@@ -460,7 +477,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             lock_waits: get(&c.lock_waits),
             readahead: get(&c.readahead),
             store_reads: get(&c.store_reads),
-            dirty: self.dirty.load(Ordering::Relaxed),
+            dirty: self.shared.dirty.load(Ordering::Relaxed),
         }
     }
 
@@ -497,11 +514,11 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// bound. Called without any lock held.
     fn balance_dirty(&self) -> io::Result<()> {
         let limit = (self.cache.capacity() as u64 / 4).max(1);
-        if self.dirty.load(Ordering::Relaxed) <= limit {
+        if self.shared.dirty.load(Ordering::Relaxed) <= limit {
             return Ok(());
         }
         for page in self.cache.range(0, LAST_PAGE) {
-            if self.dirty.load(Ordering::Relaxed) <= limit / 2 {
+            if self.shared.dirty.load(Ordering::Relaxed) <= limit / 2 {
                 break;
             }
             if page.state().dirty {
@@ -717,13 +734,13 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                     let _ = self.backing.punch(at.max(len), at + n as u64);
                 }
                 if at > offset {
-                    self.len.fetch_max(at, Ordering::AcqRel);
+                    self.shared.len.fetch_max(at, Ordering::AcqRel);
                 }
                 return Err(e);
             }
             at += n as u64;
         }
-        self.len.fetch_max(end, Ordering::AcqRel);
+        self.shared.len.fetch_max(end, Ordering::AcqRel);
         Ok(data.len())
     }
 
@@ -792,12 +809,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             }
             if !page.state().invalidated {
                 bump(&self.counters.hits, 1);
-                return Ok(MappedPage {
-                    page,
-                    access,
-                    len: Arc::clone(&self.len),
-                    dirty: Arc::clone(&self.dirty),
-                });
+                return Ok(self.map(page, access));
             }
         }
         let fill_end = self.readahead_end(index, index);
@@ -811,12 +823,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         }
         self.fill_run(index, fill_end.min((len - 1) / PAGE), index, &held)?;
         let page = self.filled(index, &held)?;
-        Ok(MappedPage {
-            page,
-            access,
-            len: Arc::clone(&self.len),
-            dirty: Arc::clone(&self.dirty),
-        })
+        Ok(self.map(page, access))
     }
 
     /// Frees `[offset, offset + len)`: the range reads as zeros afterwards and the file keeps
@@ -889,12 +896,12 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 self.backing.truncate(new_len)?;
                 // Before the last page is zeroed: a write through a mapping checks the length
                 // under the page's mutex, so none lands past the new end after the zeroing.
-                self.len.store(new_len, Ordering::Release);
+                self.shared.len.store(new_len, Ordering::Release);
                 self.drop_cached(new_len, u64::MAX, &held);
             } else {
                 // The store's length follows at once (a file grows with a hole).
                 self.backing.truncate(new_len)?;
-                self.len.store(new_len, Ordering::Release);
+                self.shared.len.store(new_len, Ordering::Release);
             }
             return Ok(());
         }
@@ -949,7 +956,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 if state.dirty {
                     // Its data is punched or truncated away: nothing to write back.
                     state.dirty = false;
-                    self.dirty.fetch_sub(1, Ordering::Relaxed);
+                    self.shared.dirty.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             bump(&self.counters.invalidations, dropped.len() as u64);
@@ -976,7 +983,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 return Ok(());
             }
             state.dirty = false;
-            self.dirty.fetch_sub(1, Ordering::Relaxed);
+            self.shared.dirty.fetch_sub(1, Ordering::Relaxed);
             state.data.clone()
         };
         self.backing
@@ -985,7 +992,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 let mut state = page.state();
                 if !state.dirty && !state.invalidated {
                     state.dirty = true;
-                    self.dirty.fetch_add(1, Ordering::Relaxed);
+                    self.shared.dirty.fetch_add(1, Ordering::Relaxed);
                 }
             })
     }
@@ -1029,8 +1036,11 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
 
     /// Writes every dirty page back, makes content and length durable, and drops the space,
     /// reporting the first error (dropping the space without `close` does the same, but loses
-    /// errors). Mappings that outlive the space stay readable and writable, but their writes
-    /// reach no store.
+    /// errors).
+    ///
+    /// Mappings that outlive the space are unmapped before the last write-back: a write
+    /// through one that came first is written back, and one that comes later fails (kind
+    /// `Other`), as do reads; [`MappedPage::is_mapped`] is false.
     ///
     /// # Errors
     ///
@@ -1042,13 +1052,17 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
     ///     AddressSpace::new(FileBacking::create(&path)?);
     /// space.truncate(PAGE_SIZE as u64)?;
-    /// space.fault(0, Access::Write)?.write(0, b"kept")?;
+    /// let page = space.fault(0, Access::Write)?;
+    /// page.write(0, b"kept")?;
     /// space.close()?;
+    /// assert!(page.write(0, b"lost").is_err()); // refused, not silently dropped
+    /// assert!(!page.is_mapped());
     /// assert_eq!(&std::fs::read(&path)?[..4], b"kept");
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn close(self) -> io::Result<()> {
+        self.shared.closed.store(true, Ordering::Release);
         self.sync()
         // `Drop` finds nothing dirty now, and syncs nothing more.
     }
@@ -1070,10 +1084,22 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     }
 }
 
+impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
+    /// A mapping of `page`, which the caller found cached.
+    fn map(&self, page: Arc<Page>, access: Access) -> MappedPage {
+        MappedPage {
+            page,
+            access,
+            space: Arc::clone(&self.shared),
+        }
+    }
+}
+
 impl<L: InvalidateLock, B: Backing> Drop for AddressSpace<L, B> {
     /// Writes dirty pages back and syncs, best effort (see [`close`](Self::close)).
     fn drop(&mut self) {
-        if self.dirty.load(Ordering::Relaxed) > 0 {
+        self.shared.closed.store(true, Ordering::Release);
+        if self.shared.dirty.load(Ordering::Relaxed) > 0 {
             let _ = self.sync();
         }
     }
@@ -1213,7 +1239,9 @@ where
         d.0.check(dst.id, to_dst(p));
         if let Err(e) = dst.backing.write_page(to_dst(p), 0, &copy[..]) {
             // Keep every page written (this one perhaps in part) inside the file.
-            dst.len.fetch_max((to_dst(p) + 1) * PAGE, Ordering::AcqRel);
+            dst.shared
+                .len
+                .fetch_max((to_dst(p) + 1) * PAGE, Ordering::AcqRel);
             return Err(e);
         }
     }
@@ -1231,7 +1259,7 @@ where
         // The store's length follows at once, holes at the end included.
         dst.backing.truncate(dst_off + len)?;
     }
-    dst.len.fetch_max(dst_off + len, Ordering::AcqRel);
+    dst.shared.len.fetch_max(dst_off + len, Ordering::AcqRel);
     Ok(len)
 }
 
@@ -1242,7 +1270,8 @@ where
 /// After a punch covering the whole page, a truncate leaving it wholly past the end, or a
 /// remap replacing it, the mapping is unmapped: [`is_mapped`](Self::is_mapped) is false and
 /// reads and writes fail (fault again to see the new data). A partial punch zeroes the page in
-/// place and leaves it mapped.
+/// place and leaves it mapped. A mapping never outlives its space silently: once the space is
+/// closed or dropped, it is unmapped too, and its writes fail instead of reaching no store.
 ///
 /// ```
 /// use rangelock::mm::{Access, AddressSpace, MemBacking};
@@ -1257,8 +1286,7 @@ where
 pub struct MappedPage {
     page: Arc<Page>,
     access: Access,
-    len: Arc<AtomicU64>,
-    dirty: Arc<AtomicU64>,
+    space: Arc<Shared>,
 }
 
 impl MappedPage {
@@ -1290,7 +1318,8 @@ impl MappedPage {
         self.access
     }
 
-    /// Whether the mapping is still live.
+    /// Whether the mapping is still live: false once a punch, truncate or remap replaced its
+    /// page, or its space was closed or dropped.
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
@@ -1300,11 +1329,15 @@ impl MappedPage {
     /// assert!(page.is_mapped());
     /// space.punch_hole(0, PAGE_SIZE as u64)?; // unmaps it
     /// assert!(!page.is_mapped());
+    ///
+    /// let page = space.fault(PAGE_SIZE as u64, Access::Read)?;
+    /// drop(space); // so does dropping (or closing) the space
+    /// assert!(!page.is_mapped());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use]
     pub fn is_mapped(&self) -> bool {
-        !self.page.state().invalidated
+        self.check_mapped(&self.page.state()).is_ok()
     }
 
     fn check_bounds(at: usize, n: usize) -> io::Result<()> {
@@ -1316,11 +1349,22 @@ impl MappedPage {
         Ok(())
     }
 
-    fn unmapped(&self) -> io::Error {
-        io::Error::other(format!(
-            "page at {} was unmapped by a punch, truncate or remap; fault it again",
-            self.offset()
-        ))
+    /// `Err` (of kind `Other`) unless the mapping is live: its page still cached and its
+    /// space open. Called under the page's mutex (see `Shared::closed`).
+    fn check_mapped(&self, state: &PageState) -> io::Result<()> {
+        if state.invalidated {
+            return Err(io::Error::other(format!(
+                "page at {} was unmapped by a punch, truncate or remap; fault it again",
+                self.offset()
+            )));
+        }
+        if self.space.closed.load(Ordering::Acquire) {
+            return Err(io::Error::other(format!(
+                "page at {} was unmapped: its address space was closed or dropped",
+                self.offset()
+            )));
+        }
+        Ok(())
     }
 
     /// Reads `buf.len()` bytes at byte `at` of the page. Bytes past the end of the file read
@@ -1328,8 +1372,10 @@ impl MappedPage {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `at + buf.len()` is past the end of the page; an error of kind `Other`
-    /// if a punch, truncate or remap unmapped the page (fault it again).
+    /// `InvalidInput` if `at + buf.len()` is past the end of the page (an `at + buf.len()` that
+    /// overflows `usize` is past it too); an error of kind `Other` if the page was unmapped:
+    /// by a punch, truncate or remap (fault it again), or because its space was closed or
+    /// dropped.
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
@@ -1343,9 +1389,7 @@ impl MappedPage {
     pub fn read(&self, at: usize, buf: &mut [u8]) -> io::Result<()> {
         Self::check_bounds(at, buf.len())?;
         let state = self.page.state();
-        if state.invalidated {
-            return Err(self.unmapped());
-        }
+        self.check_mapped(&state)?;
         buf.copy_from_slice(&state.data[at..at + buf.len()]);
         Ok(())
     }
@@ -1357,7 +1401,9 @@ impl MappedPage {
     /// # Errors
     ///
     /// `PermissionDenied` on a read mapping; `InvalidInput` past the end of the page or the
-    /// file; `Other` if the page was unmapped (fault it again).
+    /// file (an `at + data.len()` that overflows `usize` is past the page); `Other` if the
+    /// page was unmapped: by a punch, truncate or remap (fault it again), or because its space
+    /// was closed or dropped, so that the write would reach no store.
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
@@ -1377,12 +1423,10 @@ impl MappedPage {
         }
         Self::check_bounds(at, data.len())?;
         let mut state = self.page.state();
-        if state.invalidated {
-            return Err(self.unmapped());
-        }
+        self.check_mapped(&state)?;
         // Under the page's mutex, so a truncate (which stores the length before it zeroes or
         // unmaps this page) cannot slip in between the check and the copy.
-        let len = self.len.load(Ordering::Acquire);
+        let len = self.space.len.load(Ordering::Acquire);
         // In u128: on the last page of the space the end is 2^64.
         let end = u128::from(self.offset()) + (at + data.len()) as u128;
         if end > u128::from(len) {
@@ -1393,7 +1437,7 @@ impl MappedPage {
         state.data[at..at + data.len()].copy_from_slice(data);
         if !state.dirty {
             state.dirty = true;
-            self.dirty.fetch_add(1, Ordering::Relaxed);
+            self.space.dirty.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
