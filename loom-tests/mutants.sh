@@ -109,5 +109,13 @@ mutant read-fills-without-lock src/mm/mod.rs \
   's/let held = self.lock_shared\(first..=fill_end\);/let held = self.lock_shared(LAST_PAGE..=LAST_PAGE);/' \
   a_read_hit_racing_a_punch_never_sees_a_reused_block mm
 
+mutant hit-ignores-truncate src/mm/mod.rs \
+  's/(fn read_valid\(&self, seq: u64\) -> bool \{\n\s*)self.0.load\(Ordering::Acquire\) == seq/${1}let _ = seq; true/' \
+  a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes mm
+
+mutant truncate-end-relaxed src/mm/mod.rs \
+  's/self.0 .0.fetch_add\(1, Ordering::Release\)/self.0 .0.fetch_add(1, Ordering::Relaxed)/' \
+  a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes mm
+
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]

@@ -132,3 +132,43 @@ fn hit_vs_punch<L: InvalidateLock + 'static>() {
 fn a_read_hit_racing_a_punch_never_sees_a_reused_block() {
     hit_vs_punch::<RangeRwLock>();
 }
+
+/// A read of pages 0 and 1 finds page 0 cached (a hit, without the invalidate lock) and fills
+/// page 1 (under the lock), racing `truncate(100)` followed by a write that restores both
+/// pages. The file is only ever 100 bytes or two pages long, all ones: the read returns one
+/// of those lengths and only ones, never the truncate's zeros under the old length.
+fn hit_vs_truncate<L: InvalidateLock + 'static>() {
+    model(|| {
+        let space: Arc<AddressSpace<L, MemBacking>> =
+            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        space.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
+        space.drop_caches();
+        let mut warm = [0u8; 1];
+        space.read(0, &mut warm).unwrap(); // page 0 is cached: the read below hits it
+        let reader = {
+            let space = space.clone();
+            thread::spawn(move || {
+                let mut seen = vec![9u8; 2 * PAGE_SIZE];
+                let n = space.read(0, &mut seen).unwrap();
+                (n, seen[..n].iter().position(|&b| b != 1))
+            })
+        };
+        space.truncate(100).unwrap();
+        space.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
+        let (n, bad) = reader.join().unwrap();
+        assert!(
+            (n == 100 || n == 2 * PAGE_SIZE) && bad.is_none(),
+            "stale data: the read returned {n} bytes, byte {bad:?} not the file's"
+        );
+    });
+}
+
+#[test]
+fn a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes() {
+    hit_vs_truncate::<RangeRwLock>();
+}
+
+#[test]
+fn a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes_with_the_whole_rwsem() {
+    hit_vs_truncate::<WholeRwSem>();
+}

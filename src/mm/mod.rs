@@ -20,6 +20,10 @@
 //!
 //! - `fault` and `read` take the lock shared over their pages and hold it across the fill from
 //!   the backing store, not only the insert into the cache.
+//! - Cache hits take no lock (as `filemap_read` and `filemap_fault`): a fault maps a
+//!   cached page that is not invalidated, and a read copies cached pages, each under the
+//!   page's mutex. A read checks its copy against a sequence count that every shrinking
+//!   truncate changes, and copies again under the lock if one ran meanwhile.
 //! - `write` takes it exclusive over its pages; a write fault takes it shared.
 //! - `punch_hole` and `truncate` take it exclusive, then write back the dirty pages that survive
 //!   (the partial pages at the edges), drop the cached pages and unmap their mappings, zero the
@@ -197,6 +201,49 @@ struct Shared {
     closed: AtomicBool,
 }
 
+/// A sequence count around shrinking truncates, as Linux's `i_size_seqcount` (and once its
+/// `truncate_count`): odd while a truncate changes the length and the pages past it, bumped
+/// again when it is done. A lock-free reader takes it before the length and checks it after
+/// its copies; if a truncate began in between, what it copied may mix lengths and pages from
+/// either side of it, and the reader copies again under the lock.
+///
+/// Why a reader that saw any of a truncate's changes sees the count changed: the truncate
+/// bumps the count before it changes anything, and the reader can only have seen a change
+/// through a page's mutex (its zeroed tail, its invalidated mark), a shard's mutex (a page
+/// gone) or the length's release store. Each makes the bump happen before the reader's
+/// check, which therefore reads it or a later value.
+struct TruncateSeq(AtomicU64);
+
+impl TruncateSeq {
+    /// The count to validate a lock-free read against, or `None` while a truncate runs.
+    fn read_begin(&self) -> Option<u64> {
+        let seq = self.0.load(Ordering::Acquire);
+        (seq % 2 == 0).then_some(seq)
+    }
+
+    /// Whether no shrinking truncate began since [`read_begin`](Self::read_begin) returned
+    /// `seq`: then what the reader copied is what the file held at one moment.
+    fn read_valid(&self, seq: u64) -> bool {
+        self.0.load(Ordering::Acquire) == seq
+    }
+
+    /// Marks a shrinking truncate running until the returned guard is dropped. Only under the
+    /// invalidate lock held exclusive to the end of the space, so truncates never overlap.
+    fn write(&self) -> TruncateSeqGuard<'_> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        TruncateSeqGuard(self)
+    }
+}
+
+/// A shrinking truncate in progress: the count is odd until this drops.
+struct TruncateSeqGuard<'a>(&'a TruncateSeq);
+
+impl Drop for TruncateSeqGuard<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_add(1, Ordering::Release);
+    }
+}
+
 fn bump(counter: &AtomicU64, by: u64) {
     if by > 0 {
         counter.fetch_add(by, Ordering::Relaxed);
@@ -270,6 +317,8 @@ pub struct AddressSpace<L: InvalidateLock = DefaultLock, B: Backing = MemBacking
     /// What the space shares with its mappings: the length, the dirty count, and whether the
     /// space is still open.
     shared: Arc<Shared>,
+    /// Changed around every shrinking truncate, for lock-free readers to validate against.
+    truncates: TruncateSeq,
     counters: Counters,
     /// Readahead streams, as Linux keeps one per open file: `(next, window)`, the page a
     /// sequential reader would miss next and the size of the window it filled last. Several
@@ -376,6 +425,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             }),
             backing,
             cache: PageCache::new(pages),
+            truncates: TruncateSeq(AtomicU64::new(0)),
             counters: Counters::default(),
             readahead: Mutex::new(Streams {
                 streams: [(u64::MAX, 0); READAHEAD_STREAMS],
@@ -643,14 +693,57 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             return Ok(0);
         }
         let end = end_of(offset, buf.len() as u64)?;
+        // Taken before the length, which it validates with the pages copied.
+        let seq = self.truncates.read_begin();
         let end = end.min(self.len());
         if offset >= end {
             return Ok(0);
         }
-        // Cached pages are copied without the invalidate lock, each under its own mutex while
-        // it is still cached (as Linux finds uptodate folios under RCU): the data of a cached
-        // page is the file's, and a punch or truncate marks a page invalidated (under that
-        // mutex) before it returns, so a hit either precedes it or sees the mark.
+        let mut at = offset;
+        if let Some(seq) = seq {
+            at = self.copy_hits(offset, end, buf);
+            if !self.truncates.read_valid(seq) {
+                at = offset; // a truncate ran meanwhile: copy again, under the lock
+            } else if at == end {
+                return Ok((end - offset) as usize);
+            }
+        }
+        // A miss: fill under the lock, shared, so no invalidation frees a block in between;
+        // a sequential reader fills a readahead window under the same lock.
+        let (first, read_last) = (at / PAGE, (end - 1) / PAGE);
+        let fill_end = self.readahead_end(first, read_last);
+        let held = self.lock_shared(first..=fill_end);
+        // A truncate may have shortened the file since the hits were validated; none can now.
+        // The file's bytes up to its new end are those copied (a truncate changes none below
+        // it), the rest are gone: the read ends where the file does.
+        let end = end.min(self.len());
+        if at >= end {
+            return Ok(end.saturating_sub(offset) as usize);
+        }
+        let file_last = (self.len() - 1) / PAGE;
+        self.fill_run(first, fill_end.min(file_last), read_last, &held)?;
+        while at < end {
+            let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
+            let n = (PAGE - at % PAGE).min(end - at) as usize;
+            let page = self.filled(index, &held)?;
+            let out = (at - offset) as usize;
+            buf[out..out + n].copy_from_slice(&page.state().data[in_page..in_page + n]);
+            at += n as u64;
+        }
+        Ok((end - offset) as usize)
+    }
+
+    /// Copies the bytes `[offset, end)` of cached pages into `buf` (which starts at `offset`),
+    /// up to the first page not cached, without the invalidate lock; returns where it stopped.
+    ///
+    /// Each page is copied under its own mutex while it is still cached (as Linux finds
+    /// uptodate folios under RCU): the data of a cached page is the file's, and a punch or
+    /// truncate marks a page invalidated (under that mutex) before it returns, so a hit either
+    /// precedes it or sees the mark. The length that bounds the copy is another matter: a
+    /// truncate that shrinks the file between the reader's load of it and its copies would
+    /// have the reader return zeros the truncate wrote past the new end as file data, so the
+    /// caller validates the copy with [`TruncateSeq`].
+    fn copy_hits(&self, offset: u64, end: u64, buf: &mut [u8]) -> u64 {
         let mut at = offset;
         while at < end {
             let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
@@ -667,30 +760,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
             bump(&self.counters.hits, 1);
             at += n as u64;
         }
-        if at == end {
-            return Ok((end - offset) as usize);
-        }
-        // A miss: fill under the lock, shared, so no invalidation frees a block in between;
-        // a sequential reader fills a readahead window under the same lock.
-        let (first, read_last) = (at / PAGE, (end - 1) / PAGE);
-        let fill_end = self.readahead_end(first, read_last);
-        let held = self.lock_shared(first..=fill_end);
-        // A truncate may have shortened the file before we got the lock; none can now.
-        let end = end.min(self.len());
-        if at >= end {
-            return Ok((at - offset) as usize); // those bytes were read before the truncate
-        }
-        let file_last = (self.len() - 1) / PAGE;
-        self.fill_run(first, fill_end.min(file_last), read_last, &held)?;
-        while at < end {
-            let (index, in_page) = (at / PAGE, (at % PAGE) as usize);
-            let n = (PAGE - at % PAGE).min(end - at) as usize;
-            let page = self.filled(index, &held)?;
-            let out = (at - offset) as usize;
-            buf[out..out + n].copy_from_slice(&page.state().data[in_page..in_page + n]);
-            at += n as u64;
-        }
-        Ok((end - offset) as usize)
+        at
     }
 
     /// Writes all of `data` at `offset`, extending the file if it ends past the end; returns
@@ -894,6 +964,9 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
                 self.write_back_edges(new_len, u64::MAX, &held)?;
                 self.free_blocks(new_len, u64::MAX, &held)?;
                 self.backing.truncate(new_len)?;
+                // From the length's change to the last page's zeroing, lock-free readers fall
+                // back to the lock.
+                let _shrinking = self.truncates.write();
                 // Before the last page is zeroed: a write through a mapping checks the length
                 // under the page's mutex, so none lands past the new end after the zeroing.
                 self.shared.len.store(new_len, Ordering::Release);
