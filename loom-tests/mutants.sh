@@ -117,5 +117,9 @@ mutant truncate-end-relaxed src/mm/mod.rs \
   's/self.0 .0.fetch_add\(1, Ordering::Release\)/self.0 .0.fetch_add(1, Ordering::Relaxed)/' \
   a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes mm
 
+mutant write-fault-reserves-unlocked src/mm/mod.rs \
+  's/(\n(\s*)if let \(Access::Read, Some\(page\)\) = \(access, &cached\) \{)/\n${2}if access == Access::Write { self.backing.reserve(\&mut core::iter::once(index))?; }$1/' \
+  a_write_fault_racing_a_truncate_leaves_no_block_past_the_end mm
+
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]

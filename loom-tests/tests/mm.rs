@@ -172,3 +172,29 @@ fn a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes() {
 fn a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes_with_the_whole_rwsem() {
     hit_vs_truncate::<WholeRwSem>();
 }
+
+/// A write fault of a cached page races `truncate(0)`. A write fault reserves the page's
+/// block; if it did so after the truncate freed the blocks past the new end, the block would
+/// stay reserved past the end of the file, where no later truncate or punch looks. Whichever
+/// wins, no block is left once both are done.
+#[test]
+fn a_write_fault_racing_a_truncate_leaves_no_block_past_the_end() {
+    model(|| {
+        let space: Arc<AddressSpace<RangeRwLock, MemBacking>> =
+            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        space.write(0, &[1; PAGE_SIZE]).unwrap();
+        let mut warm = [0u8; 1];
+        space.read(0, &mut warm).unwrap(); // page 0 is cached: the fault below hits it
+        let faulter = {
+            let space = space.clone();
+            thread::spawn(move || space.fault(0, Access::Write).map(drop))
+        };
+        space.truncate(0).unwrap();
+        let _ = faulter.join().unwrap();
+        assert_eq!(
+            space.backing().used_blocks(),
+            0,
+            "assertion: a block stayed reserved past the end of the file"
+        );
+    });
+}

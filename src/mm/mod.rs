@@ -20,11 +20,12 @@
 //!
 //! - `fault` and `read` take the lock shared over their pages and hold it across the fill from
 //!   the backing store, not only the insert into the cache.
-//! - Cache hits take no lock (as `filemap_read` and `filemap_fault`): a fault maps a
+//! - Cache hits take no lock (as `filemap_read` and `filemap_fault`): a read fault maps a
 //!   cached page that is not invalidated, and a read copies cached pages, each under the
 //!   page's mutex. A read checks its copy against a sequence count that every shrinking
 //!   truncate changes, and copies again under the lock if one ran meanwhile.
-//! - `write` takes it exclusive over its pages; a write fault takes it shared.
+//! - `write` takes it exclusive over its pages; a write fault takes it shared, hit or not, to
+//!   reserve the page's storage (as `ext4_page_mkwrite`).
 //! - `punch_hole` and `truncate` take it exclusive, then write back the dirty pages that survive
 //!   (the partial pages at the edges), drop the cached pages and unmap their mappings, zero the
 //!   partial pages, free the blocks, and only then unlock.
@@ -835,7 +836,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// file fails with `UnexpectedEof` (a mapping never shows garbage). A write fault reserves
     /// the page's storage, so writes through the mapping cannot run out of space.
     ///
-    /// Locks the page shared.
+    /// Locks the page shared, unless a read fault finds it cached; a write fault always locks
+    /// it, to reserve its storage.
     ///
     /// # Errors
     ///
@@ -868,21 +870,27 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         if offset >= len {
             return Err(past_end(len));
         }
-        // A hit maps the cached page without the invalidate lock (a write fault reserves its
-        // storage first). As `filemap_fault` checks `folio->mapping` under the folio lock, the
-        // page is checked under its mutex to be still cached: a punch that removed it has
-        // marked it invalidated, and one that comes later will find this mapping through the
-        // page and kill it.
-        if let Some(page) = self.cache.get(index) {
-            if access == Access::Write {
-                self.backing.reserve(&mut core::iter::once(index))?;
-            }
-            if !page.state().invalidated {
-                bump(&self.counters.hits, 1);
-                return Ok(self.map(page, access));
-            }
+        // A read fault that hits maps the cached page without the invalidate lock. As
+        // `filemap_fault` checks `folio->mapping` under the folio lock, the page is checked
+        // under its mutex to be still cached: a punch that removed it has marked it
+        // invalidated, and one that comes later will find this mapping through the page and
+        // kill it.
+        let cached = self
+            .cache
+            .get(index)
+            .filter(|page| !page.state().invalidated);
+        if let (Access::Read, Some(page)) = (access, &cached) {
+            bump(&self.counters.hits, 1);
+            return Ok(self.map(Arc::clone(page), access));
         }
-        let fill_end = self.readahead_end(index, index);
+        // A write fault reserves the page's storage under the lock, as `ext4_page_mkwrite` takes
+        // `invalidate_lock` shared to allocate: a reservation racing a truncate could otherwise
+        // come after the truncate freed the blocks past the new end, and stay there, past the
+        // end of the file, where no later truncate or punch looks.
+        let fill_end = match cached {
+            Some(_) => index, // nothing to fill, nor to read ahead of
+            None => self.readahead_end(index, index),
+        };
         let held = self.lock_shared(index..=fill_end);
         let len = self.len();
         if offset >= len {
@@ -890,6 +898,13 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         }
         if access == Access::Write {
             self.backing.reserve(&mut core::iter::once(index))?;
+        }
+        // Under the lock a cached page is live: an invalidation removes it (under the lock,
+        // held exclusive) before it marks it.
+        if let Some(page) = self.cache.get(index) {
+            held.check(self.id, index);
+            bump(&self.counters.hits, 1);
+            return Ok(self.map(page, access));
         }
         self.fill_run(index, fill_end.min((len - 1) / PAGE), index, &held)?;
         let page = self.filled(index, &held)?;
