@@ -101,23 +101,23 @@ mutant fill-without-lock src/mm/backend.rs \
   's/fn lock_shared\(&self, pages: RangeInclusive<u64>\) -> RangeReadGuard<.._> \{\n(\s*)self.read\(pages\)/fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<\x27_> {\n$1let _ = pages; self.read(0..0)/; s/self.try_read\(pages\)/{ let _ = pages; self.try_read(0..0) }/' \
   a_fault_racing_a_punch_never_sees_a_reused_block_with_the_range_lock mm
 
-mutant writeback-unserialised src/mm/mod.rs \
+mutant writeback-unserialised src/mm/writeback.rs \
   's/let _writeback = page.writeback\(\);/let _writeback = ();/' \
   two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store mm
 
-mutant read-fills-without-lock src/mm/mod.rs \
-  's/let held = self.lock_shared\(first..=fill_end\);/let held = self.lock_shared(LAST_PAGE..=LAST_PAGE);/' \
+mutant read-fills-without-lock src/mm/read.rs \
+  's/let held = self.lock_shared\(first..=fill_end\);/let held = self.lock_shared(super::LAST_PAGE..=super::LAST_PAGE);/' \
   a_read_hit_racing_a_punch_never_sees_a_reused_block mm
 
-mutant hit-ignores-truncate src/mm/mod.rs \
+mutant hit-ignores-truncate src/mm/read.rs \
   's/(fn read_valid\(&self, seq: u64\) -> bool \{\n\s*)self.0.load\(Ordering::Acquire\) == seq/${1}let _ = seq; true/' \
   a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes mm
 
-mutant truncate-end-relaxed src/mm/mod.rs \
+mutant truncate-end-relaxed src/mm/read.rs \
   's/self.0 .0.fetch_add\(1, Ordering::Release\)/self.0 .0.fetch_add(1, Ordering::Relaxed)/' \
   a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes mm
 
-mutant write-fault-reserves-unlocked src/mm/mod.rs \
+mutant write-fault-reserves-unlocked src/mm/mapping.rs \
   's/(\n(\s*)if let \(Access::Read, Some\(page\)\) = \(access, &cached\) \{)/\n${2}if access == Access::Write { self.backing.reserve(\&mut core::iter::once(index))?; }$1/' \
   a_write_fault_racing_a_truncate_leaves_no_block_past_the_end mm
 
