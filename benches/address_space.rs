@@ -133,7 +133,7 @@ const FAULT_READERS: usize = 32;
 fn faults_with_punch_one<L: InvalidateLock>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
     let backing = MemBacking::new(128 << 20).with_latency(LATENCY);
     let space: AddressSpace<L, MemBacking> =
-        AddressSpace::with_cache_pages(backing, FAULT_CACHE_PAGES);
+        AddressSpace::with_lock_and_cache_pages(backing, FAULT_CACHE_PAGES);
     let t = Instant::now();
     write_pages(&space, 0, FAULT_FILE_PAGES);
     println!(
@@ -197,7 +197,7 @@ const REGION_PAGES: u64 = (1 << 20) / PAGE;
 
 fn disjoint_writes_one<L: InvalidateLock>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
     let backing = MemBacking::new(16 << 20).with_latency(LATENCY);
-    let space: AddressSpace<L, MemBacking> = AddressSpace::new(backing);
+    let space: AddressSpace<L, MemBacking> = AddressSpace::with_lock(backing);
     // Written once first, so that the measured writes overwrite allocated pages.
     write_pages(&space, 0, WRITERS as u64 * REGION_PAGES);
     let data = [0xa5u8; PAGE_SIZE];
@@ -227,8 +227,10 @@ const CACHED_FILE_PAGES: u64 = (4 << 20) / PAGE;
 const CACHED_READERS: usize = 4;
 
 fn cached_reads_one<L: InvalidateLock>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
-    let space: AddressSpace<L, MemBacking> =
-        AddressSpace::with_cache_pages(MemBacking::new(8 << 20), 2 * CACHED_FILE_PAGES as usize);
+    let space: AddressSpace<L, MemBacking> = AddressSpace::with_lock_and_cache_pages(
+        MemBacking::new(8 << 20),
+        2 * CACHED_FILE_PAGES as usize,
+    );
     write_pages(&space, 0, CACHED_FILE_PAGES);
     let mut buf = vec![0u8; PAGE_SIZE];
     for p in 0..CACHED_FILE_PAGES {

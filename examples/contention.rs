@@ -403,7 +403,7 @@ fn run<L: InvalidateLock, B: Make>(workload: Workload, threads: usize, config: &
     match workload {
         Workload::Faults => {
             let pages = (64 << 20) / PAGE;
-            let space: AddressSpace<L, B> = AddressSpace::with_cache_pages(
+            let space: AddressSpace<L, B> = AddressSpace::with_lock_and_cache_pages(
                 B::make(128 << 20, config.io),
                 (16 << 20) / PAGE_SIZE,
             );
@@ -450,7 +450,7 @@ fn run<L: InvalidateLock, B: Make>(workload: Workload, threads: usize, config: &
         Workload::Writes => {
             let region = 1u64 << 20;
             let space: AddressSpace<L, B> =
-                AddressSpace::new(B::make(region * threads as u64 + (1 << 20), config.io));
+                AddressSpace::with_lock(B::make(region * threads as u64 + (1 << 20), config.io));
             let data = vec![0x33u8; PAGE_SIZE];
             measure(
                 threads,
@@ -464,7 +464,7 @@ fn run<L: InvalidateLock, B: Make>(workload: Workload, threads: usize, config: &
         }
         Workload::Cached => {
             let pages = (4 << 20) / PAGE;
-            let space: AddressSpace<L, B> = AddressSpace::with_cache_pages(
+            let space: AddressSpace<L, B> = AddressSpace::with_lock_and_cache_pages(
                 B::make(8 << 20, Duration::ZERO),
                 2 * pages as usize,
             );
@@ -492,8 +492,10 @@ fn run<L: InvalidateLock, B: Make>(workload: Workload, threads: usize, config: &
 fn sequential<L: InvalidateLock, B: Make>(threads: usize, config: &Config) -> Outcome {
     let region = (8 << 20) / PAGE;
     let total = region * threads as u64;
-    let space: AddressSpace<L, B> =
-        AddressSpace::with_cache_pages(B::make(total * PAGE, config.io), (4 << 20) / PAGE_SIZE);
+    let space: AddressSpace<L, B> = AddressSpace::with_lock_and_cache_pages(
+        B::make(total * PAGE, config.io),
+        (4 << 20) / PAGE_SIZE,
+    );
     let chunk = vec![0x11u8; 1 << 20];
     for i in 0..(total * PAGE) >> 20 {
         space.write(i << 20, &chunk).unwrap();

@@ -61,7 +61,7 @@ struct Outcome {
 }
 
 fn run<L: InvalidateLock>(time: Duration) -> Outcome {
-    let space: AddressSpace<L, MemBacking> = AddressSpace::with_cache_pages(
+    let space: AddressSpace<L, MemBacking> = AddressSpace::with_lock_and_cache_pages(
         MemBacking::new(4 * PAGES * PAGE).with_latency(Duration::from_micros(50)),
         8,
     );

@@ -55,7 +55,7 @@ fn a_read_only_file_reads_and_refuses_every_change() {
     let file = Temp::new("read-only");
     let content = vec![7u8; 2 * PAGE_SIZE];
     std::fs::write(&file.0, &content).unwrap();
-    let space = Space::new(FileBacking::open_read_only(&file.0).unwrap());
+    let space = Space::with_lock(FileBacking::open_read_only(&file.0).unwrap());
     let mut buf = [0u8; 16];
     space.read(PAGE_SIZE as u64, &mut buf).unwrap();
     assert_eq!(buf, [7; 16]);
@@ -93,7 +93,7 @@ fn a_read_only_file_reads_and_refuses_every_change() {
 #[test]
 fn lengths_beyond_off_t_are_invalid_at_once() {
     let file = Temp::new("off-t");
-    let space = Space::new(FileBacking::create(&file.0).unwrap());
+    let space = Space::with_lock(FileBacking::create(&file.0).unwrap());
     for len in [u64::MAX, i64::MAX as u64 + 1] {
         let err = space.truncate(len).unwrap_err();
         assert_eq!(
@@ -111,7 +111,7 @@ fn lengths_beyond_off_t_are_invalid_at_once() {
 #[test]
 fn truncate_sets_the_file_length_at_once() {
     let file = Temp::new("grow");
-    let space = Space::new(FileBacking::create(&file.0).unwrap());
+    let space = Space::with_lock(FileBacking::create(&file.0).unwrap());
     let file_len = || std::fs::metadata(&file.0).unwrap().len();
     space.truncate(3 * PAGE_SIZE as u64).unwrap();
     assert_eq!(file_len(), 3 * PAGE_SIZE as u64, "grown before any sync");
@@ -128,7 +128,7 @@ fn truncate_sets_the_file_length_at_once() {
 fn a_mapping_outliving_its_space_is_unmapped_and_refuses_writes() {
     for close in [true, false] {
         let file = Temp::new(if close { "map-close" } else { "map-drop" });
-        let space = Space::new(FileBacking::create(&file.0).unwrap());
+        let space = Space::with_lock(FileBacking::create(&file.0).unwrap());
         space.truncate(PAGE_SIZE as u64).unwrap();
         let page = space.fault(0, Access::Write).unwrap();
         page.write(0, b"before").unwrap();

@@ -109,12 +109,12 @@ fn random_data(rng: &mut Rng, n: usize) -> Vec<u8> {
 fn run<L: InvalidateLock, B: Backing>(seed: u64, ops: u64, mut make: impl FnMut(&str) -> B) {
     let mut rng = Rng::new(seed);
     let mut a = Subject::<L, B> {
-        space: AddressSpace::with_cache_pages(make("a"), 1 + rng.below(24) as usize),
+        space: AddressSpace::with_lock_and_cache_pages(make("a"), 1 + rng.below(24) as usize),
         shadow: Vec::new(),
         maps: Vec::new(),
     };
     let mut b = Subject::<L, B> {
-        space: AddressSpace::with_cache_pages(make("b"), 8),
+        space: AddressSpace::with_lock_and_cache_pages(make("b"), 8),
         shadow: Vec::new(),
         maps: Vec::new(),
     };

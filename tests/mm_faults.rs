@@ -47,7 +47,7 @@ fn read<B: Backing>(s: &AddressSpace<RangeRwLock, B>, offset: u64, n: usize) -> 
 
 #[test]
 fn a_write_that_wrote_nothing_does_not_change_the_length() {
-    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::with_lock(flaky());
     s.backing().hook.fail_write.store(true, SeqCst);
     assert!(s.write(1 << 20, b"x").is_err());
     assert_eq!(s.len(), 0);
@@ -55,7 +55,7 @@ fn a_write_that_wrote_nothing_does_not_change_the_length() {
 
 #[test]
 fn a_failed_write_keeps_the_pages_it_wrote_inside_the_file() {
-    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::with_lock(flaky());
     s.write(0, &[1; PAGE_SIZE]).unwrap();
     s.read(0, &mut [0; 1]).unwrap(); // cached
     s.backing().hook.fail_write.store(true, SeqCst);
@@ -67,7 +67,7 @@ fn a_failed_write_keeps_the_pages_it_wrote_inside_the_file() {
 
 #[test]
 fn a_failed_truncate_changes_nothing() {
-    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::with_lock(flaky());
     s.write(0, &[9; 2 * PAGE_SIZE]).unwrap();
     s.backing().hook.fail_punch.store(true, SeqCst);
     assert!(s.truncate(10).is_err());
@@ -81,7 +81,7 @@ fn a_failed_truncate_changes_nothing() {
 
 #[test]
 fn a_failed_punch_loses_no_mapped_write() {
-    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
+    let s: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::with_lock(flaky());
     s.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
     let page = s.fault(0, Access::Write).unwrap();
     page.write(0, &[7; 4]).unwrap();
@@ -93,9 +93,10 @@ fn a_failed_punch_loses_no_mapped_write() {
 
 #[test]
 fn a_failed_remap_leaves_the_destination_as_it_was() {
-    let a: AddressSpace<RangeRwLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+    let a: AddressSpace<RangeRwLock, MemBacking> =
+        AddressSpace::with_lock(MemBacking::new(1 << 20));
     a.write(0, &[5; 2 * PAGE_SIZE]).unwrap();
-    let b: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::new(flaky());
+    let b: AddressSpace<RangeRwLock, Hooked<Flaky>> = AddressSpace::with_lock(flaky());
     b.write(0, &[3; PAGE_SIZE]).unwrap();
     b.backing().hook.fail_write.store(true, SeqCst);
     assert!(remap_range(&a, 0, &b, 0, 2 * PAGE).is_err());
@@ -105,7 +106,8 @@ fn a_failed_remap_leaves_the_destination_as_it_was() {
 
 #[test]
 fn a_mapped_write_past_the_end_on_the_last_page_of_the_space_fails() {
-    let s: AddressSpace<RangeRwLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+    let s: AddressSpace<RangeRwLock, MemBacking> =
+        AddressSpace::with_lock(MemBacking::new(1 << 20));
     s.write(u64::MAX - 10, &[1; 5]).unwrap(); // the file ends at u64::MAX - 5
     let m = s.fault(u64::MAX - 10, Access::Write).unwrap();
     let err = m.write(PAGE_SIZE - 6, &[7; 6]).unwrap_err();
@@ -119,7 +121,7 @@ fn a_mapped_write_past_the_end_on_the_last_page_of_the_space_fails() {
 fn sync_never_cuts_off_a_write_that_extends_the_file() {
     let path = std::env::temp_dir().join(format!("rangelock-sync-race-{}", std::process::id()));
     let s: AddressSpace<RangeRwLock, FileBacking> =
-        AddressSpace::with_cache_pages(FileBacking::create(&path).unwrap(), 16);
+        AddressSpace::with_lock_and_cache_pages(FileBacking::create(&path).unwrap(), 16);
     let n = 400u64;
     let fill = |i: u64| [(i % 251 + 1) as u8; 16];
     std::thread::scope(|scope| {
@@ -145,7 +147,7 @@ fn sync_never_cuts_off_a_write_that_extends_the_file() {
 
 #[test]
 fn close_reports_a_failed_write_back() {
-    let s = AddressSpace::<RangeRwLock, _>::new(flaky());
+    let s = AddressSpace::<RangeRwLock, _>::with_lock(flaky());
     s.truncate(PAGE).unwrap();
     s.fault(0, Access::Write)
         .unwrap()
@@ -160,7 +162,7 @@ fn close_reports_a_failed_write_back() {
 fn dropping_a_space_writes_its_dirty_pages_back() {
     let path = std::env::temp_dir().join(format!("rangelock-drop-{}", std::process::id()));
     {
-        let s = AddressSpace::<RangeRwLock, _>::new(FileBacking::create(&path).unwrap());
+        let s = AddressSpace::<RangeRwLock, _>::with_lock(FileBacking::create(&path).unwrap());
         s.truncate(2 * PAGE).unwrap();
         let page = s.fault(PAGE, Access::Write).unwrap();
         page.write(10, b"mapped").unwrap();

@@ -22,7 +22,7 @@ impl Drop for Stop {
 /// The file is only ever 100 or 8192 bytes of 0xAA, so every read must be one of those.
 fn read_racing_truncate<L: InvalidateLock + 'static>(lock: &str) {
     let space: Arc<AddressSpace<L, MemBacking>> =
-        Arc::new(AddressSpace::new(MemBacking::new(1 << 20)));
+        Arc::new(AddressSpace::with_lock(MemBacking::new(1 << 20)));
     space.write(0, &[0xAA; 8192]).unwrap();
     let stop = Stop(Arc::new(AtomicBool::new(false)));
     let truncater = {

@@ -59,7 +59,7 @@ impl Hook for Gated {
 #[test]
 fn overlapping_syncs_never_land_an_older_copy_last() {
     let space: Arc<AddressSpace<RangeRwLock, Hooked<Gated>>> =
-        Arc::new(AddressSpace::new(Hooked::new(Gated::new())));
+        Arc::new(AddressSpace::with_lock(Hooked::new(Gated::new())));
     space.truncate(PAGE_SIZE as u64).unwrap();
     let page = space.fault(0, Access::Write).unwrap();
     page.write(0, b"version 2").unwrap();

@@ -77,7 +77,7 @@ fn run<L: InvalidateLock, B: Backing>(
     limit: Duration,
     stop_early: bool,
 ) -> (Vec<Violation>, u64) {
-    let space: AddressSpace<L, B> = AddressSpace::with_cache_pages(backing, 4);
+    let space: AddressSpace<L, B> = AddressSpace::with_lock_and_cache_pages(backing, 4);
     let committed: Vec<AtomicU64> = (0..PAGES).map(|_| AtomicU64::new(1)).collect();
     for p in 0..PAGES {
         space.write(p * PAGE, &content(p, 1)).unwrap();

@@ -19,8 +19,9 @@ fn fault_vs_punch<L: InvalidateLock + 'static>() {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     model(|| {
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let space: Arc<AddressSpace<L, MemBacking>> =
-            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        let space: Arc<AddressSpace<L, MemBacking>> = Arc::new(
+            AddressSpace::with_lock_and_cache_pages(MemBacking::new(2 * PAGE), 1),
+        );
         space.write(0, &[1; PAGE_SIZE]).unwrap();
         space.write(PAGE, &[2; PAGE_SIZE]).unwrap();
         space.drop_caches();
@@ -73,8 +74,9 @@ fn without_the_lock_the_model_finds_the_race() {
 #[test]
 fn two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store() {
     model(|| {
-        let space: Arc<AddressSpace<RangeRwLock, MemBacking>> =
-            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        let space: Arc<AddressSpace<RangeRwLock, MemBacking>> = Arc::new(
+            AddressSpace::with_lock_and_cache_pages(MemBacking::new(2 * PAGE), 1),
+        );
         space.truncate(PAGE).unwrap();
         let page = space.fault(0, Access::Write).unwrap();
         page.write(0, &[1]).unwrap();
@@ -99,8 +101,9 @@ fn two_syncs_and_a_mapped_write_leave_the_newest_version_in_the_store() {
 /// the punch returned, page 1 reads as zeros.
 fn hit_vs_punch<L: InvalidateLock + 'static>() {
     model(|| {
-        let space: Arc<AddressSpace<L, MemBacking>> =
-            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        let space: Arc<AddressSpace<L, MemBacking>> = Arc::new(
+            AddressSpace::with_lock_and_cache_pages(MemBacking::new(2 * PAGE), 1),
+        );
         space.write(0, &[1; PAGE_SIZE]).unwrap();
         space.write(PAGE, &[2; PAGE_SIZE]).unwrap();
         space.drop_caches();
@@ -139,8 +142,9 @@ fn a_read_hit_racing_a_punch_never_sees_a_reused_block() {
 /// of those lengths and only ones, never the truncate's zeros under the old length.
 fn hit_vs_truncate<L: InvalidateLock + 'static>() {
     model(|| {
-        let space: Arc<AddressSpace<L, MemBacking>> =
-            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        let space: Arc<AddressSpace<L, MemBacking>> = Arc::new(
+            AddressSpace::with_lock_and_cache_pages(MemBacking::new(2 * PAGE), 1),
+        );
         space.write(0, &[1; 2 * PAGE_SIZE]).unwrap();
         space.drop_caches();
         let mut warm = [0u8; 1];
@@ -180,8 +184,9 @@ fn a_read_hit_racing_a_shrinking_truncate_returns_one_length_and_its_bytes_with_
 #[test]
 fn a_write_fault_racing_a_truncate_leaves_no_block_past_the_end() {
     model(|| {
-        let space: Arc<AddressSpace<RangeRwLock, MemBacking>> =
-            Arc::new(AddressSpace::with_cache_pages(MemBacking::new(2 * PAGE), 1));
+        let space: Arc<AddressSpace<RangeRwLock, MemBacking>> = Arc::new(
+            AddressSpace::with_lock_and_cache_pages(MemBacking::new(2 * PAGE), 1),
+        );
         space.write(0, &[1; PAGE_SIZE]).unwrap();
         let mut warm = [0u8; 1];
         space.read(0, &mut warm).unwrap(); // page 0 is cached: the fault below hits it

@@ -16,7 +16,7 @@ use crate::RangeRwLock;
 /// use rangelock::mm::{AddressSpace, InvalidateLock, MemBacking, WholeRwSem};
 /// // Code generic over the lock, measured with each backend.
 /// fn fill<L: InvalidateLock>() -> std::io::Result<u64> {
-///     let space: AddressSpace<L, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+///     let space: AddressSpace<L, MemBacking> = AddressSpace::with_lock(MemBacking::new(1 << 20));
 ///     space.write(0, b"data")?;
 ///     Ok(space.len())
 /// }
@@ -75,7 +75,7 @@ impl InvalidateLock for RangeRwLock {
 ///
 /// ```
 /// use rangelock::mm::{AddressSpace, MemBacking, WholeRwSem};
-/// let space: AddressSpace<WholeRwSem, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+/// let space: AddressSpace<WholeRwSem, _> = AddressSpace::with_lock(MemBacking::new(1 << 20));
 /// space.write(0, b"one lock for the whole file")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -138,7 +138,7 @@ impl InvalidateLock for std::sync::RwLock<()> {
 /// ```
 /// use rangelock::mm::{AddressSpace, MemBacking, Unlocked};
 /// // Only for demonstrating the race (see `examples/punch_vs_fault.rs`).
-/// let racy: AddressSpace<Unlocked, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
+/// let racy: AddressSpace<Unlocked, _> = AddressSpace::with_lock(MemBacking::new(1 << 20));
 /// # drop(racy);
 /// ```
 #[derive(Debug, Default, Clone, Copy)]

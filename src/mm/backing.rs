@@ -449,8 +449,7 @@ impl std::fmt::Debug for MemBacking {
 ///
 /// ```no_run
 /// use rangelock::mm::{AddressSpace, FileBacking};
-/// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
-///     AddressSpace::new(FileBacking::open("data.bin")?);
+/// let space = AddressSpace::new(FileBacking::open("data.bin")?);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
@@ -472,8 +471,7 @@ impl FileBacking {
     /// ```
     /// use rangelock::mm::{AddressSpace, FileBacking};
     /// let path = std::env::temp_dir().join(format!("rangelock-create-{}", std::process::id()));
-    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
-    ///     AddressSpace::new(FileBacking::create(&path)?);
+    /// let space = AddressSpace::new(FileBacking::create(&path)?);
     /// space.write(0, b"on disk")?;
     /// space.sync()?;
     /// assert_eq!(std::fs::read(&path)?, b"on disk");
@@ -503,8 +501,7 @@ impl FileBacking {
     /// use rangelock::mm::{AddressSpace, FileBacking};
     /// let path = std::env::temp_dir().join(format!("rangelock-open-{}", std::process::id()));
     /// std::fs::write(&path, b"twelve bytes")?;
-    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
-    ///     AddressSpace::new(FileBacking::open(&path)?);
+    /// let space = AddressSpace::new(FileBacking::open(&path)?);
     /// assert_eq!(space.len(), 12);
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
@@ -531,8 +528,7 @@ impl FileBacking {
     /// use std::io::ErrorKind;
     /// let path = std::env::temp_dir().join(format!("rangelock-ro-{}", std::process::id()));
     /// std::fs::write(&path, b"read me")?;
-    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
-    ///     AddressSpace::new(FileBacking::open_read_only(&path)?);
+    /// let space = AddressSpace::new(FileBacking::open_read_only(&path)?);
     /// let mut buf = [0; 7];
     /// space.read(0, &mut buf)?;
     /// assert_eq!(&buf, b"read me");

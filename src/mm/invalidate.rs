@@ -30,7 +30,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &vec![5; 3 * PAGE_SIZE])?;
     /// space.punch_hole(PAGE_SIZE as u64, PAGE_SIZE as u64)?;
     /// let mut buf = [1; 4];
@@ -63,7 +63,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, b"abcdef")?;
     /// space.truncate(3)?;
     /// space.truncate(6)?; // growing exposes zeros

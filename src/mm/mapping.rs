@@ -21,7 +21,7 @@ use crate::sync::Ordering;
 ///
 /// ```
 /// use rangelock::mm::{Access, AddressSpace, MemBacking};
-/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// let space = AddressSpace::new(MemBacking::new(1 << 20));
 /// space.truncate(10)?;
 /// assert!(space.fault(0, Access::Read)?.write(0, b"x").is_err());
 /// assert!(space.fault(0, Access::Write)?.write(0, b"x").is_ok());
@@ -50,7 +50,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.truncate(PAGE_SIZE as u64)?;
     /// let page = space.fault(0, Access::Write)?;
     /// page.write(0, b"via the mapping")?;
@@ -137,7 +137,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
 ///
 /// ```
 /// use rangelock::mm::{Access, AddressSpace, MemBacking};
-/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// let space = AddressSpace::new(MemBacking::new(1 << 20));
 /// space.write(0, b"mapped")?;
 /// let page = space.fault(0, Access::Read)?;
 /// let mut buf = [0; 6];
@@ -156,7 +156,7 @@ impl MappedPage {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
     /// assert_eq!(space.fault(PAGE_SIZE as u64 + 5, Access::Read)?.offset(), PAGE_SIZE as u64);
     /// # Ok::<(), std::io::Error>(())
@@ -170,7 +170,7 @@ impl MappedPage {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
     /// assert_eq!(space.fault(0, Access::Read)?.access(), Access::Read);
     /// # Ok::<(), std::io::Error>(())
@@ -185,7 +185,7 @@ impl MappedPage {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
     /// let page = space.fault(0, Access::Read)?;
     /// assert!(page.is_mapped());
@@ -241,7 +241,7 @@ impl MappedPage {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
     /// let mut buf = [0; 2];
     /// space.fault(0, Access::Read)?.read(10, &mut buf)?;
@@ -269,7 +269,7 @@ impl MappedPage {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &vec![3; 2 * PAGE_SIZE])?;
     /// let read_only = space.fault(0, Access::Read)?;
     /// assert!(read_only.write(0, b"x").is_err());

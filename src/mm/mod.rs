@@ -49,7 +49,7 @@
 //! ```
 //! use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
 //!
-//! let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+//! let space = AddressSpace::new(MemBacking::new(1 << 20));
 //! space.write(0, &[7u8; 3 * PAGE_SIZE])?;
 //! let page = space.fault(PAGE_SIZE as u64, Access::Read)?;
 //! let mut buf = [0u8; 4];
@@ -118,14 +118,18 @@ pub const DEFAULT_CACHE_PAGES: usize = 4096;
 ///
 /// That feature is a compile-time switch and so, unlike most features, not additive: any crate
 /// in the build that enables it changes `DefaultLock` for every other crate, including the
-/// application. Libraries should therefore name their lock (`AddressSpace<RangeRwLock, B>`)
-/// and leave `DefaultLock` to applications and benchmarks.
+/// application. Libraries should therefore name their lock (`AddressSpace<RangeRwLock, B>`,
+/// built with [`with_lock`](AddressSpace::with_lock)) and leave `DefaultLock` to applications
+/// and benchmarks.
 ///
 /// ```
 /// use rangelock::mm::{AddressSpace, DefaultLock, MemBacking};
-/// // Library code should name its lock: the default depends on a crate feature.
-/// let space: AddressSpace<DefaultLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
-/// # drop(space);
+/// use rangelock::RangeRwLock;
+/// // An application takes the default; library code names its lock, since the default
+/// // depends on a crate feature.
+/// let app: AddressSpace<DefaultLock, _> = AddressSpace::new(MemBacking::new(1 << 20));
+/// let lib: AddressSpace<RangeRwLock, _> = AddressSpace::with_lock(MemBacking::new(1 << 20));
+/// # drop((app, lib));
 /// ```
 #[cfg(not(feature = "whole-rwsem"))]
 pub type DefaultLock = crate::RangeRwLock;
@@ -135,14 +139,18 @@ pub type DefaultLock = crate::RangeRwLock;
 ///
 /// That feature is a compile-time switch and so, unlike most features, not additive: any crate
 /// in the build that enables it changes `DefaultLock` for every other crate, including the
-/// application. Libraries should therefore name their lock (`AddressSpace<RangeRwLock, B>`)
-/// and leave `DefaultLock` to applications and benchmarks.
+/// application. Libraries should therefore name their lock (`AddressSpace<RangeRwLock, B>`,
+/// built with [`with_lock`](AddressSpace::with_lock)) and leave `DefaultLock` to applications
+/// and benchmarks.
 ///
 /// ```
 /// use rangelock::mm::{AddressSpace, DefaultLock, MemBacking};
-/// // Library code should name its lock: the default depends on a crate feature.
-/// let space: AddressSpace<DefaultLock, MemBacking> = AddressSpace::new(MemBacking::new(1 << 20));
-/// # drop(space);
+/// use rangelock::RangeRwLock;
+/// // An application takes the default; library code names its lock, since the default
+/// // depends on a crate feature.
+/// let app: AddressSpace<DefaultLock, _> = AddressSpace::new(MemBacking::new(1 << 20));
+/// let lib: AddressSpace<RangeRwLock, _> = AddressSpace::with_lock(MemBacking::new(1 << 20));
+/// # drop((app, lib));
 /// ```
 #[cfg(feature = "whole-rwsem")]
 pub type DefaultLock = WholeRwSem;
@@ -151,7 +159,7 @@ pub type DefaultLock = WholeRwSem;
 ///
 /// ```
 /// use rangelock::mm::{AddressSpace, MemBacking, Stats};
-/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// let space = AddressSpace::new(MemBacking::new(1 << 20));
 /// assert_eq!(space.stats(), Stats::default());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -230,7 +238,9 @@ struct Exclusive<G>(Held<G>);
 ///
 /// `L` is the invalidate lock ([`RangeRwLock`](crate::RangeRwLock) by default, see
 /// [`DefaultLock`]); `B` the backing store ([`MemBacking`] by default, or [`FileBacking`]).
-/// Every operation takes `&self`; the space is `Send + Sync`.
+/// Every operation takes `&self`; the space is `Send + Sync`. Build one with
+/// [`new`](AddressSpace::new) for the default lock (`AddressSpace::new(backing)` infers the
+/// rest), or [`with_lock`](AddressSpace::with_lock) for a lock the type names.
 ///
 /// Semantics are POSIX-like: a write past the end leaves a gap that reads as zeros; a punched
 /// range reads as zeros and keeps the length; bytes past the end in the last page read as zeros.
@@ -260,7 +270,7 @@ struct Exclusive<G>(Held<G>);
 ///
 /// ```
 /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-/// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// let space = AddressSpace::new(MemBacking::new(1 << 20));
 /// space.write(0, &vec![1; 2 * PAGE_SIZE])?;
 /// let page = space.fault(0, Access::Read)?;
 /// space.punch_hole(0, PAGE_SIZE as u64)?; // waits for no fault of page 1
@@ -331,20 +341,37 @@ fn end_of(offset: u64, len: u64) -> io::Result<u64> {
         .ok_or_else(|| invalid(format!("offset {offset} + length {len} overflows u64")))
 }
 
-impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
-    /// An address space over `backing` with the default cache bound. Its length is the
-    /// backing's stored length (a file's size; 0 for a new `MemBacking`).
+impl<B: Backing> AddressSpace<DefaultLock, B> {
+    /// An address space over `backing`, with the default lock ([`DefaultLock`]) and cache
+    /// bound ([`DEFAULT_CACHE_PAGES`]). Its length is the backing's stored length (a file's
+    /// size; 0 for a new `MemBacking`).
+    ///
+    /// Defined for the default lock only, as `HashMap::new` is for `RandomState`: a default
+    /// type parameter takes no part in inference, so a `new` generic over the lock would leave
+    /// `AddressSpace::new(backing)` ambiguous (E0283) and need an annotation at every call.
+    /// Other locks have [`with_lock`](AddressSpace::with_lock).
     ///
     /// ```
-    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// use rangelock::mm::{AddressSpace, FileBacking, MemBacking};
+    /// // The natural line compiles for every backing, without annotations.
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// assert!(space.is_empty());
+    ///
+    /// let path = std::env::temp_dir().join(format!("rangelock-new-{}", std::process::id()));
+    /// let file = AddressSpace::new(FileBacking::create(&path)?);
+    /// file.write(0, b"on disk")?;
+    /// file.close()?;
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[must_use]
     pub fn new(backing: B) -> Self {
-        Self::with_cache_pages(backing, DEFAULT_CACHE_PAGES)
+        Self::with_lock(backing)
     }
 
-    /// An address space whose cache holds about `pages` clean pages.
+    /// An address space with the default lock whose cache holds about `pages` clean pages
+    /// (see [`new`](Self::new); other locks have
+    /// [`with_lock_and_cache_pages`](AddressSpace::with_lock_and_cache_pages)).
     ///
     /// # Panics
     ///
@@ -352,12 +379,52 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::with_cache_pages(MemBacking::new(1 << 20), 2);
+    /// let space = AddressSpace::with_cache_pages(MemBacking::new(1 << 20), 2);
     /// space.write(0, &vec![1; 4 * PAGE_SIZE])?;
     /// assert!(space.cached_pages() <= 4);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[must_use]
     pub fn with_cache_pages(backing: B, pages: usize) -> Self {
+        Self::with_lock_and_cache_pages(backing, pages)
+    }
+}
+
+impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
+    /// An address space over `backing` with the lock `L`, which the type names (an annotation
+    /// or a turbofish): the constructor for a lock other than the default, and for code
+    /// generic over the lock. Otherwise as [`new`](AddressSpace::new).
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, WholeRwSem};
+    /// use rangelock::RangeRwLock;
+    /// // The whole-mapping baseline, and the range lock whatever the crate feature says.
+    /// let rwsem: AddressSpace<WholeRwSem, _> = AddressSpace::with_lock(MemBacking::new(1 << 20));
+    /// let range = AddressSpace::<RangeRwLock, _>::with_lock(MemBacking::new(1 << 20));
+    /// # drop((rwsem, range));
+    /// ```
+    #[must_use]
+    pub fn with_lock(backing: B) -> Self {
+        Self::with_lock_and_cache_pages(backing, DEFAULT_CACHE_PAGES)
+    }
+
+    /// An address space with the lock `L` whose cache holds about `pages` clean pages (see
+    /// [`with_lock`](Self::with_lock) and [`with_cache_pages`](AddressSpace::with_cache_pages)).
+    ///
+    /// # Panics
+    ///
+    /// If `pages` is 0.
+    ///
+    /// ```
+    /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE, WholeRwSem};
+    /// let space: AddressSpace<WholeRwSem, _> =
+    ///     AddressSpace::with_lock_and_cache_pages(MemBacking::new(1 << 20), 2);
+    /// space.write(0, &vec![1; 4 * PAGE_SIZE])?;
+    /// assert!(space.cached_pages() <= 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_lock_and_cache_pages(backing: B, pages: usize) -> Self {
         AddressSpace {
             id: next_id(),
             lock: L::default(),
@@ -378,7 +445,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(100, b"abc")?;
     /// assert_eq!(space.len(), 103);
     /// # Ok::<(), std::io::Error>(())
@@ -391,7 +458,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// assert!(space.is_empty());
     /// space.truncate(1)?;
     /// assert!(!space.is_empty());
@@ -405,8 +472,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let a: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
-    /// let b: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let a = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let b = AddressSpace::new(MemBacking::new(1 << 20));
     /// assert_ne!(a.id(), b.id());
     /// ```
     pub fn id(&self) -> u64 {
@@ -418,7 +485,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &[7; PAGE_SIZE])?;
     /// assert_eq!(space.backing().used_blocks(), 1);
     /// # Ok::<(), std::io::Error>(())
@@ -431,7 +498,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &[7; PAGE_SIZE])?;
     /// space.drop_caches();
     /// assert_eq!(space.cached_pages(), 0);
@@ -445,7 +512,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &[7; PAGE_SIZE])?;
     /// space.drop_caches();
     /// let mut buf = [0; 10];
@@ -475,7 +542,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, &[1; PAGE_SIZE])?;
     /// space.drop_caches();
     /// assert_eq!(space.cached_pages(), 0);

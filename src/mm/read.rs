@@ -75,7 +75,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.write(0, b"hello")?;
     /// let mut buf = [0; 8];
     /// assert_eq!(space.read(0, &mut buf)?, 5); // the file is 5 bytes long

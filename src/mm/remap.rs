@@ -30,8 +30,8 @@ use crate::sync::Ordering;
 ///
 /// ```
 /// use rangelock::mm::{remap_range, AddressSpace, MemBacking, PAGE_SIZE};
-/// let a: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
-/// let b: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+/// let a = AddressSpace::new(MemBacking::new(1 << 20));
+/// let b = AddressSpace::new(MemBacking::new(1 << 20));
 /// a.write(0, &[5u8; PAGE_SIZE])?;
 /// assert_eq!(remap_range(&a, 0, &b, 2 * PAGE_SIZE as u64, PAGE_SIZE as u64)?, PAGE_SIZE as u64);
 /// assert_eq!(b.len(), 3 * PAGE_SIZE as u64);

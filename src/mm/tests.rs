@@ -338,7 +338,7 @@ fn remap_refuses_bad_ranges() {
 }
 
 fn remap_within_one_space<L: InvalidateLock>() {
-    let s: Space<L> = AddressSpace::new(MemBacking::new(1 << 20));
+    let s: Space<L> = AddressSpace::with_lock(MemBacking::new(1 << 20));
     s.write(0, &[7; PAGE_SIZE]).unwrap();
     remap_range(&s, 0, &s, 4 * PAGE, PAGE).unwrap();
     assert_eq!(read_all(&s, 4 * PAGE, 2), vec![7, 7]);
@@ -393,7 +393,7 @@ fn file_backing_persists_content_and_length() {
     let path = dir.join("data.bin");
     {
         let s: AddressSpace<RangeRwLock, FileBacking> =
-            AddressSpace::new(FileBacking::create(&path).unwrap());
+            AddressSpace::with_lock(FileBacking::create(&path).unwrap());
         s.write(0, &[1; 3 * PAGE_SIZE]).unwrap();
         s.punch_hole(PAGE, PAGE).unwrap();
         s.write(10 * PAGE, b"end").unwrap();
@@ -402,7 +402,7 @@ fn file_backing_persists_content_and_length() {
         s.sync().unwrap();
     }
     let s: AddressSpace<RangeRwLock, FileBacking> =
-        AddressSpace::new(FileBacking::open(&path).unwrap());
+        AddressSpace::with_lock(FileBacking::open(&path).unwrap());
     assert_eq!(s.len(), 10 * PAGE + 3);
     assert_eq!(read_all(&s, 0, 7), b"mapped\x01");
     assert_eq!(read_all(&s, PAGE, PAGE_SIZE), vec![0; PAGE_SIZE]);
@@ -434,7 +434,7 @@ fn the_default_lock_follows_the_whole_rwsem_feature() {
 
 #[test]
 fn operations_on_other_pages_do_not_wait_for_a_locked_range() {
-    let s: Space<RangeRwLock> = AddressSpace::new(MemBacking::new(1 << 20));
+    let s: Space<RangeRwLock> = AddressSpace::with_lock(MemBacking::new(1 << 20));
     s.write(0, &vec![1; 10 * PAGE_SIZE]).unwrap();
     // What a punch of page 0 holds while it frees blocks.
     let held = s.lock_exclusive(0..=0);
@@ -449,7 +449,7 @@ fn operations_on_other_pages_do_not_wait_for_a_locked_range() {
 
 #[test]
 fn a_fill_waits_for_an_invalidation_of_its_page_and_counts_the_wait() {
-    let s: Space<RangeRwLock> = AddressSpace::new(MemBacking::new(1 << 20));
+    let s: Space<RangeRwLock> = AddressSpace::with_lock(MemBacking::new(1 << 20));
     s.write(0, &[1; PAGE_SIZE]).unwrap();
     s.drop_caches();
     let held = s.lock_exclusive(0..=0);

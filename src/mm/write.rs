@@ -23,7 +23,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// assert_eq!(space.write(10, b"xy")?, 2);
     /// let mut buf = [9; 12];
     /// space.read(0, &mut buf)?;

@@ -72,7 +72,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, MemBacking, PAGE_SIZE};
-    /// let space: AddressSpace = AddressSpace::new(MemBacking::new(1 << 20));
+    /// let space = AddressSpace::new(MemBacking::new(1 << 20));
     /// space.truncate(PAGE_SIZE as u64)?;
     /// space.fault(0, Access::Write)?.write(0, b"dirty")?;
     /// space.sync()?; // the mapped write reaches the store
@@ -114,8 +114,7 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// ```
     /// use rangelock::mm::{Access, AddressSpace, FileBacking, PAGE_SIZE};
     /// let path = std::env::temp_dir().join(format!("rangelock-close-{}", std::process::id()));
-    /// let space: AddressSpace<rangelock::RangeRwLock, FileBacking> =
-    ///     AddressSpace::new(FileBacking::create(&path)?);
+    /// let space = AddressSpace::new(FileBacking::create(&path)?);
     /// space.truncate(PAGE_SIZE as u64)?;
     /// let page = space.fault(0, Access::Write)?;
     /// page.write(0, b"kept")?;

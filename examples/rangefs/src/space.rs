@@ -99,15 +99,15 @@ impl Lock {
     /// clean pages.
     pub fn space<B: Backing + 'static>(self, backing: B, cache_pages: usize) -> Box<dyn Space> {
         match self {
-            Lock::Range => Box::new(AddressSpace::<RangeRwLock, B>::with_cache_pages(
+            Lock::Range => Box::new(AddressSpace::<RangeRwLock, B>::with_lock_and_cache_pages(
                 backing,
                 cache_pages,
             )),
-            Lock::RwSem => Box::new(AddressSpace::<WholeRwSem, B>::with_cache_pages(
+            Lock::RwSem => Box::new(AddressSpace::<WholeRwSem, B>::with_lock_and_cache_pages(
                 backing,
                 cache_pages,
             )),
-            Lock::Unlocked => Box::new(AddressSpace::<Unlocked, B>::with_cache_pages(
+            Lock::Unlocked => Box::new(AddressSpace::<Unlocked, B>::with_lock_and_cache_pages(
                 backing,
                 cache_pages,
             )),
