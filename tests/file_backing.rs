@@ -4,9 +4,13 @@
 use rangelock::mm::{Access, AddressSpace, FileBacking, PAGE_SIZE};
 use rangelock::RangeRwLock;
 use std::io::ErrorKind;
-use std::path::PathBuf;
+#[cfg(unix)]
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 type Space = AddressSpace<RangeRwLock, FileBacking>;
+type Constructor = fn(&Path) -> std::io::Result<FileBacking>;
 
 /// A temporary file path, removed when dropped.
 struct Temp(PathBuf);
@@ -23,20 +27,51 @@ impl Drop for Temp {
     }
 }
 
+/// Issue 17: a directory gave `IsADirectory` while `/dev/null` gave `InvalidInput`, and a FIFO
+/// opened read-only waited for a writer. Every constructor refuses every file that is not a
+/// regular one with `InvalidInput` naming it, at once.
 #[cfg(unix)]
 #[test]
-fn a_device_is_refused_with_its_path_instead_of_hanging() {
-    let opens: [fn(&str) -> std::io::Result<FileBacking>; 3] = [
-        |p| FileBacking::open(p),
-        |p| FileBacking::open_read_only(p),
-        |p| FileBacking::create(p),
+fn every_constructor_refuses_every_non_regular_file_with_invalid_input_naming_it() {
+    let dir = Temp::new("a-directory");
+    std::fs::create_dir(&dir.0).unwrap();
+    let fifo = Temp::new("a-fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo.0)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let opens: [(&str, Constructor); 3] = [
+        ("open", |p| FileBacking::open(p)),
+        ("open_read_only", |p| FileBacking::open_read_only(p)),
+        ("create", |p| FileBacking::create(p)),
     ];
-    for open in opens {
-        let err = open("/dev/null").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("/dev/null"), "{err}");
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+    for path in [dir.0.clone(), PathBuf::from("/dev/null"), fifo.0.clone()] {
+        for (name, open) in opens {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let target = path.clone();
+            std::thread::spawn(move || tx.send(open(&target).map(drop)));
+            let result = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{name}({}) hangs", path.display()));
+            let err = result.expect_err(name);
+            assert_eq!(
+                err.kind(),
+                ErrorKind::InvalidInput,
+                "{name}({}): {err}",
+                path.display()
+            );
+            let msg = err.to_string();
+            assert!(msg.contains(&*path.to_string_lossy()), "{name}: {msg}");
+            assert!(msg.contains("not a regular file"), "{name}: {msg}");
+        }
     }
+    assert!(dir.0.is_dir(), "the directory is left alone");
+    std::fs::remove_dir(&dir.0).unwrap();
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 #[test]

@@ -466,7 +466,8 @@ impl FileBacking {
     /// # Errors
     ///
     /// Any error from opening the file, and `InvalidInput` if `path` is not a regular file (a
-    /// device, a FIFO); every error names the path.
+    /// directory, a device, a FIFO, a socket), which is then left as it was; every error names
+    /// the path. No constructor waits on a FIFO for a writer.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, FileBacking};
@@ -480,13 +481,10 @@ impl FileBacking {
     /// ```
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path);
-        Self::from_file(path, file, false)
+        // Truncated only once it is known to be a regular file.
+        let mut options = File::options();
+        options.read(true).write(true).create(true);
+        Self::from_file(path, &mut options, Open::Truncate)
     }
 
     /// Opens the existing regular file at `path` for reading and writing; the address space
@@ -495,7 +493,8 @@ impl FileBacking {
     /// # Errors
     ///
     /// Any error from opening the file or reading its length (`NotFound` if it does not
-    /// exist), and `InvalidInput` if it is not a regular file; every error names the path.
+    /// exist), and `InvalidInput` if it is not a regular file (a directory, a device, a FIFO,
+    /// a socket); every error names the path.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, FileBacking};
@@ -508,11 +507,7 @@ impl FileBacking {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        Self::from_file(
-            path,
-            File::options().read(true).write(true).open(path),
-            false,
-        )
+        Self::from_file(path, File::options().read(true).write(true), Open::Keep)
     }
 
     /// Opens the existing regular file at `path` for reading only (it may be read-only on
@@ -540,24 +535,53 @@ impl FileBacking {
     /// ```
     pub fn open_read_only(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        Self::from_file(path, File::options().read(true).open(path), true)
+        Self::from_file(path, File::options().read(true), Open::ReadOnly)
     }
 
-    fn from_file(path: &Path, file: io::Result<File>, read_only: bool) -> io::Result<Self> {
+    /// Opens `path` with `options` if it is a regular file, and refuses anything else (a
+    /// directory, a device, a FIFO, a socket) with `InvalidInput` naming it, without waiting:
+    /// it looks before it opens (so a device is not even opened), opens without blocking on
+    /// Linux (so a FIFO swapped in meanwhile cannot make it wait for a writer), and checks
+    /// again what it opened.
+    fn from_file(path: &Path, options: &mut std::fs::OpenOptions, how: Open) -> io::Result<Self> {
         let with_path = |e: io::Error| annotate(path, e);
-        let file = file.map_err(with_path)?;
+        let not_regular = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a regular file ({what})", path.display()),
+            )
+        };
+        if let Ok(metadata) = std::fs::metadata(path) {
+            if !metadata.is_file() {
+                return Err(not_regular(file_kind(&metadata)));
+            }
+        }
+        #[cfg(target_os = "linux")]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NONBLOCK);
+        let file = match options.open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                return Err(not_regular("a directory"))
+            }
+            Err(e) => return Err(with_path(e)),
+        };
         let metadata = file.metadata().map_err(with_path)?;
         if !metadata.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{}: not a regular file", path.display()),
-            ));
+            return Err(not_regular(file_kind(&metadata)));
         }
+        #[cfg(target_os = "linux")]
+        clear_nonblocking(&file).map_err(with_path)?;
+        let stored_len = if how == Open::Truncate {
+            file.set_len(0).map_err(with_path)?;
+            0
+        } else {
+            metadata.len()
+        };
         Ok(FileBacking {
             file,
             path: path.to_owned(),
-            stored_len: metadata.len(),
-            read_only,
+            stored_len,
+            read_only: how == Open::ReadOnly,
         })
     }
 
@@ -590,6 +614,58 @@ impl FileBacking {
     fn named<T>(&self, op: io::Result<T>) -> io::Result<T> {
         op.map_err(|e| annotate(&self.path, e))
     }
+}
+
+/// How a [`FileBacking`] constructor treats the file it opened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Read and write, keeping the content.
+    Keep,
+    /// Read and write, truncated to 0 (once known to be a regular file).
+    Truncate,
+    /// Read only.
+    ReadOnly,
+}
+
+/// What a file that is not a regular file is, for an error message.
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a file"
+}
+
+/// Clears `O_NONBLOCK`, with which the file was opened so that opening a FIFO could not wait:
+/// IO on the regular file it turned out to be blocks as usual.
+#[cfg(target_os = "linux")]
+fn clear_nonblocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: `F_GETFL` only reads the flags of a descriptor that is open for the lifetime of
+    // `file`.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `F_SETFL` only sets that open descriptor's status flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `e` with `path` in front of its message, keeping its kind.
