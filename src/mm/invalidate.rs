@@ -11,8 +11,7 @@
 use std::io;
 
 use super::{
-    bump, end_of, full_pages, pages_of, AddressSpace, Backing, Exclusive, InvalidateLock,
-    LAST_PAGE, PAGE,
+    bump, full_pages, pages_of, AddressSpace, Backing, Exclusive, InvalidateLock, LAST_PAGE, PAGE,
 };
 use crate::sync::Ordering;
 
@@ -20,13 +19,15 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// Frees `[offset, offset + len)`: the range reads as zeros afterwards and the file keeps
     /// its length. Pages wholly inside are dropped from the cache and their mappings unmapped;
     /// partial pages are zeroed in place and stay mapped. Punching past the end is a no-op
-    /// success; `len == 0` does nothing.
+    /// success; `len == 0` does nothing. A range whose `offset + len` would overflow `u64`
+    /// ends at `u64::MAX`, where every file ends at the latest: it is punched to the end.
     ///
     /// Locks the pages exclusive for the whole operation.
     ///
     /// # Errors
     ///
-    /// The store's error from freeing the blocks.
+    /// The store's error from freeing the blocks. Nothing else: any offset and length are
+    /// valid, including those whose sum overflows.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
@@ -44,7 +45,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         if len == 0 {
             return Ok(());
         }
-        let end = end_of(offset, len)?;
+        // No file extends past `u64::MAX`: what runs past it is past the end.
+        let end = offset.saturating_add(len);
         let held = self.lock_exclusive(pages_of(offset, end));
         self.write_back_edges(offset, end, &held)?;
         self.free_blocks(offset, end, &held)?;
@@ -59,7 +61,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// # Errors
     ///
-    /// The store's error from freeing the blocks or recording the length.
+    /// `InvalidInput` if `new_len` is beyond what the store can hold ([`Backing::max_len`];
+    /// `i64::MAX` for a [`FileBacking`](super::FileBacking)), and nothing changes then; the
+    /// store's error from freeing the blocks or recording the length. Any smaller length is
+    /// valid: one value, nothing to overflow.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};

@@ -45,7 +45,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     ///
     /// # Errors
     ///
-    /// `UnexpectedEof` past the end of the file; `StorageFull` if a write fault cannot reserve
+    /// `UnexpectedEof` past the end of the file (any `offset` is valid input: one at or past
+    /// the end, up to `u64::MAX`, is past it); `StorageFull` if a write fault cannot reserve
     /// the page; the store's error when the page must be read.
     ///
     /// ```

@@ -14,7 +14,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::cache::{self, Page};
-use super::{bump, end_of, AddressSpace, Backing, Held, InvalidateLock, PAGE};
+use super::{bump, AddressSpace, Backing, Held, InvalidateLock, PAGE};
 use crate::sync::{AtomicU64, Ordering};
 
 /// A sequence count around shrinking truncates, as Linux's `i_size_seqcount` (and once its
@@ -67,11 +67,13 @@ impl Drop for TruncateSeqGuard<'_> {
 impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the file, 0 past it.
     ///
-    /// Locks the pages shared.
+    /// Locks the pages shared, unless they are all cached.
     ///
     /// # Errors
     ///
-    /// The backing store's error when a page must be read from it.
+    /// The backing store's error when a page must be read from it. Nothing else: any offset is
+    /// valid, and a read whose `offset + buf.len()` would overflow `u64` is no error, since no
+    /// file extends past `u64::MAX`; like any read past the end it is short, or 0.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
@@ -86,7 +88,8 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let end = end_of(offset, buf.len() as u64)?;
+        // No file extends past `u64::MAX`: a read running past it is past the end.
+        let end = offset.saturating_add(buf.len() as u64);
         // Taken before the length, which it validates with the pages copied.
         let seq = self.truncates.read_begin();
         let end = end.min(self.len());

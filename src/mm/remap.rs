@@ -25,8 +25,12 @@ use crate::sync::Ordering;
 ///
 /// # Errors
 ///
-/// `InvalidInput` for unaligned or out-of-file ranges (or overlapping ones in one space);
-/// `StorageFull` if the destination cannot reserve its pages; the stores' errors otherwise.
+/// `InvalidInput` for unaligned or out-of-file ranges (or overlapping ones in one space),
+/// including a source range whose `src_off + len` overflows `u64` (it cannot lie inside a
+/// file), and a destination range whose `dst_off + len` overflows `u64` or is beyond what the
+/// destination's store can hold (no file extends past either); `StorageFull` if the
+/// destination cannot reserve its pages; the stores' errors otherwise. Nothing changes on
+/// `InvalidInput` or `StorageFull`.
 ///
 /// ```
 /// use rangelock::mm::{remap_range, AddressSpace, MemBacking, PAGE_SIZE};

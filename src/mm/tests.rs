@@ -56,22 +56,50 @@ fn a_write_past_the_end_leaves_a_zero_gap() {
     assert_eq!(s.backing().used_blocks(), 2);
 }
 
+/// Issue 17: `read(u64::MAX - 2, ..)` and `punch_hole(u64::MAX - 2, 10)` were `InvalidInput`,
+/// though a read past the end returns 0 and a punch past the end succeeds. No byte lies past
+/// `u64::MAX`, so a range running past it is past the end of every file: reads and punches
+/// stop there. Writes and remaps, which would have to put bytes there, are `InvalidInput`.
 #[test]
-fn overflowing_offsets_are_invalid_input() {
+fn reads_and_punches_running_past_u64_max_stop_there() {
+    let s = space(1 << 20);
+    s.write(0, &[1; 10]).unwrap();
+    assert_eq!(s.read(u64::MAX - 2, &mut [0; 10]).unwrap(), 0);
+    assert_eq!(s.read(u64::MAX, &mut [0; 1]).unwrap(), 0);
+    s.punch_hole(u64::MAX - 2, 10).unwrap();
+    s.punch_hole(u64::MAX, u64::MAX).unwrap();
+    assert_eq!(s.len(), 10);
+    assert_eq!(read_all(&s, 0, 10), vec![1; 10]);
+    // A file that reaches the top of the space: the read is short, the punch reaches its end.
+    s.write(u64::MAX - 4, &[3; 4]).unwrap();
+    assert_eq!(s.len(), u64::MAX);
+    let mut buf = [9; 10];
+    assert_eq!(s.read(u64::MAX - 6, &mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], &[0, 0, 3, 3, 3, 3]);
+    s.punch_hole(u64::MAX - 3, 10).unwrap();
+    assert_eq!(read_all(&s, u64::MAX - 4, 4), vec![3, 0, 0, 0]);
+    assert_eq!(s.len(), u64::MAX);
+}
+
+#[test]
+fn writes_and_remaps_running_past_u64_max_are_invalid_input() {
     let s = space(1 << 20);
     assert_eq!(
         kind(s.write(u64::MAX - 2, &[1; 10])),
         ErrorKind::InvalidInput
     );
-    assert_eq!(
-        kind(s.read(u64::MAX - 2, &mut [0; 10])),
-        ErrorKind::InvalidInput
-    );
-    assert_eq!(
-        kind(s.punch_hole(u64::MAX - 2, 10)),
-        ErrorKind::InvalidInput
-    );
     assert_eq!(s.len(), 0);
+    let top = u64::MAX - PAGE + 1; // the last page of the space
+    s.write(top, &[2; PAGE_SIZE - 1]).unwrap();
+    let t = space(1 << 20);
+    for (src_off, dst_off) in [(top, 0), (0, top)] {
+        assert_eq!(
+            kind(remap_range(&s, src_off, &t, dst_off, 2 * PAGE)),
+            ErrorKind::InvalidInput,
+            "remap {src_off} -> {dst_off}"
+        );
+    }
+    assert_eq!(t.len(), 0);
 }
 
 #[test]

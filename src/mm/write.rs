@@ -19,7 +19,10 @@ impl<L: InvalidateLock, B: Backing> AddressSpace<L, B> {
     /// # Errors
     ///
     /// `StorageFull` if storage for the new pages cannot be reserved (nothing is written then);
-    /// `InvalidInput` if the write would end past `u64::MAX`; the store's error otherwise.
+    /// `InvalidInput` if `offset + data.len()` overflows `u64` (no file extends past
+    /// `u64::MAX`) or is beyond what the store can hold ([`Backing::max_len`]; `i64::MAX` for a
+    /// [`FileBacking`](super::FileBacking)), and nothing is written then either; the store's
+    /// error otherwise.
     ///
     /// ```
     /// use rangelock::mm::{AddressSpace, MemBacking, PAGE_SIZE};
