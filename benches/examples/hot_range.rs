@@ -4,7 +4,10 @@
 //! `RwLock`. On 2 cores the last column also counts a thread descheduled while it holds or
 //! releases the lock (a release that wakes sleepers may lose its CPU to them).
 //!
-//!     cargo run --release -p rangelock-benches --example hot_range [-- THREADS SECONDS]
+//!     cargo run --release -p rangelock-benches --example hot_range [-- THREADS SECONDS [MS,..]]
+//!
+//! The third argument lists the barging locks' hand-off times in milliseconds (default `1`), to
+//! see what the hand-off trades: a shorter one bounds waits closer to FIFO's, at FIFO's cost.
 //!
 //! Strict FIFO hands the lock to the oldest waiter, which is asleep, at every release: each
 //! hand-off costs a wake-up, so it is slow here; in exchange, no wait is unbounded. Barging
@@ -83,21 +86,38 @@ fn main() {
         .next()
         .map_or(1.0, |s| s.parse().expect("SECONDS is a number"));
     let time = Duration::from_secs_f64(secs);
+    let handoffs: Vec<f64> = args.next().map_or(vec![1.0], |s| {
+        s.split(',')
+            .map(|ms| ms.parse().expect("MS is a list of numbers: 0.5,1,2"))
+            .collect()
+    });
     let range = RangeRwLock::new();
-    let barging = RangeRwLock::barging(Duration::from_millis(1));
+    let barging: Vec<(String, RangeRwLock)> = handoffs
+        .iter()
+        .map(|&ms| {
+            let lock = RangeRwLock::barging(Duration::from_secs_f64(ms / 1e3));
+            (format!("rangelock barging ({ms} ms)"), lock)
+        })
+        .collect();
     let mutex = RangeMutex::new(vec![0u8; 8192]);
     let rw = parking_lot::RwLock::new(());
-    let runs: [(&str, &LockUnlock<'_>); 4] = [
-        ("rangelock (FIFO)", &|acquired| {
-            let _g = range.write(0..4096);
-            acquired();
-            critical_section();
-        }),
-        ("rangelock barging", &|acquired| {
-            let _g = barging.write(0..4096);
-            acquired();
-            critical_section();
-        }),
+    let barging_runs: Vec<(&str, Box<LockUnlock<'_>>)> = barging
+        .iter()
+        .map(|(name, lock)| {
+            let f: Box<LockUnlock<'_>> = Box::new(move |acquired| {
+                let _g = lock.write(0..4096);
+                acquired();
+                critical_section();
+            });
+            (name.as_str(), f)
+        })
+        .collect();
+    let fifo: (&str, &LockUnlock<'_>) = ("rangelock (FIFO)", &|acquired| {
+        let _g = range.write(0..4096);
+        acquired();
+        critical_section();
+    });
+    let peers: [(&str, &LockUnlock<'_>); 2] = [
         ("range-mutex", &|acquired| {
             let _g = mutex.lock(0..4096);
             acquired();
@@ -109,16 +129,19 @@ fn main() {
             critical_section();
         }),
     ];
+    let runs = std::iter::once(fifo)
+        .chain(barging_runs.iter().map(|(name, f)| (*name, &**f)))
+        .chain(peers);
     println!("{threads} threads on one range for {secs} s each\n");
     println!(
-        "{:<20} {:>14} {:>14} {:>20}",
+        "{:<28} {:>14} {:>14} {:>20}",
         "lock", "acquisitions/s", "longest wait", "longest lock+unlock"
     );
     for (name, f) in runs {
         let o = run(threads, time, f);
         let rate = o.ops as f64 / o.elapsed.as_secs_f64();
         println!(
-            "{name:<20} {rate:>14.0} {:>14.1?} {:>20.1?}",
+            "{name:<28} {rate:>14.0} {:>14.1?} {:>20.1?}",
             o.longest_wait, o.longest
         );
     }
