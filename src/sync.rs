@@ -90,6 +90,36 @@ impl<T> UnsafeCell<T> {
 #[cfg(rangelock_loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
+#[cfg(not(rangelock_loom))]
+std::thread_local! {
+    static WAKING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+#[cfg(rangelock_loom)]
+loom::thread_local! {
+    static WAKING: core::cell::Cell<bool> = core::cell::Cell::new(false);
+}
+
+/// Whether the calling thread is inside a task waker's `wake`, called from a wake list (see
+/// `lock/wait.rs`). A future polled there must not wait for a wake list to let its node go:
+/// that list may be this thread's own.
+pub(crate) fn waking() -> bool {
+    WAKING.with(core::cell::Cell::get)
+}
+
+/// Marks the calling thread as [`waking`] until the returned value is dropped.
+pub(crate) fn enter_waking() -> Waking {
+    Waking(WAKING.with(|w| w.replace(true)))
+}
+
+/// See [`enter_waking`]; restores what was there before (wakes nest when a `wake` releases).
+pub(crate) struct Waking(bool);
+
+impl Drop for Waking {
+    fn drop(&mut self) {
+        WAKING.with(|w| w.set(self.0));
+    }
+}
+
 /// One step of waiting for another thread to finish a few instructions: spin briefly, then
 /// yield the CPU.
 #[cfg(not(rangelock_loom))]

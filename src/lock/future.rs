@@ -33,9 +33,12 @@ use std::time::Instant;
 
 use super::fast::{Barge, Fast, Place};
 use super::guard::{Held, Hold};
-use super::wait::{Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING};
+use super::wait::{
+    wait_unlinked, Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
+};
 use super::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeRwLock, RangeWriteGuard};
 use crate::range::Span;
+use crate::sync::waking;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -272,10 +275,13 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         loop {
             match self.node.state() {
                 NOTIFIED => break,
-                LINKED_NOTIFY => {
+                LINKED_NOTIFY if waking() => {
                     self.soon(cx);
                     return None;
                 }
+                // A releasing thread is about to hand it its final state (and owns the old
+                // waker): that takes a few instructions.
+                LINKED_NOTIFY => wait_unlinked(&self.lock.parker, &self.node),
                 _ => {
                     if self.rewake(cx, WAITING) {
                         return None;
@@ -294,10 +300,11 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         loop {
             match self.node.state() {
                 GRANTED => return true,
-                LINKED_GRANT => {
+                LINKED_GRANT if waking() => {
                     self.soon(cx);
                     return false;
                 }
+                LINKED_GRANT => wait_unlinked(&self.lock.parker, &self.node),
                 _ => {
                     if self.rewake(cx, super::wait::WAITING) {
                         return false;
@@ -307,10 +314,11 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         }
     }
 
-    /// A later poll that finds the node in a releasing thread's wake list: that thread is a few
-    /// instructions from handing it its final state and waking the old waker. Waiting for it
-    /// here would hang if this poll runs inside that very wake list (an executor that polls a
-    /// task inline from `wake`), so the task is woken again to poll once more.
+    /// A later poll, inside a task waker's `wake`, that finds the node in a releasing thread's
+    /// wake list. Elsewhere the poll waits the few instructions that thread needs to hand the
+    /// node its final state; here the list may be this thread's own (an executor that polls a
+    /// task inline from `wake`), and waiting would never end, so the task is woken again to
+    /// poll once more.
     fn soon(&self, cx: &Context<'_>) {
         cx.waker().wake_by_ref();
     }

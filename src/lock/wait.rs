@@ -26,7 +26,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use intrusive_collections::linked_list::AtomicLink;
 use intrusive_collections::{intrusive_adapter, LinkedList, UnsafeRef};
 
-use crate::sync::{AtomicU8, HintUsize, Ordering, Parker, UnsafeCell};
+use crate::sync::{enter_waking, AtomicU8, HintUsize, Ordering, Parker, UnsafeCell};
 
 /// Shared (read) or exclusive (write).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -433,6 +433,7 @@ impl Drop for WakeList<'_> {
             node.state.store(final_state, Ordering::Release);
             match waker {
                 Some(waker) => {
+                    let _waking = enter_waking();
                     let woken = catch_unwind(AssertUnwindSafe(|| waker.wake()));
                     if let Err(payload) = woken {
                         // A later payload is forgotten, not dropped: its `Drop` is user code
