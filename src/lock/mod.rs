@@ -261,6 +261,28 @@ impl RangeRwLock {
         }
     }
 
+    /// Creates an unlocked range lock with strict FIFO order among conflicting requests: the
+    /// Kara/Bueso rule, with no barging at any time. Today this is what
+    /// [`new`](Self::new) makes too; ask for it by name where the order itself matters (a wide
+    /// writer that must not be passed by a stream of small requests, a test of queue order).
+    ///
+    /// ```
+    /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::fifo();
+    /// let _g = LOCK.write(0..10);
+    /// ```
+    #[cfg(not(rangelock_loom))]
+    #[must_use]
+    pub const fn fifo() -> Self {
+        Self::new()
+    }
+
+    /// As the non-loom `fifo` (loom build: not `const`).
+    #[cfg(rangelock_loom)]
+    #[must_use]
+    pub fn fifo() -> Self {
+        Self::new()
+    }
+
     /// Creates an unlocked range lock that lets a running thread take a range ahead of
     /// requests that wait for it, as long as none of them has waited `handoff` or longer.
     ///

@@ -466,3 +466,23 @@ fn debug_and_is_locked_leave_a_fast_path_holder_where_it_is() {
     assert_eq!(word() & fast::TREE, 0, "moved into the tree by a look");
     drop(held);
 }
+
+#[test]
+fn fifo_never_lets_a_reader_pass_a_waiting_writer() {
+    for lock in [RangeRwLock::fifo(), RangeRwLock::new()] {
+        let r = lock.read(0..10);
+        thread::scope(|s| {
+            let w = s.spawn(|| drop(lock.write(0..10)));
+            wait_for_waiting(&lock, 1);
+            // Only readers hold the range, but a writer waits for it: a reader queues behind.
+            assert!(lock.try_read(5..6).is_none());
+            assert!(
+                lock.try_read(10..20).is_some(),
+                "disjoint ranges are independent"
+            );
+            drop(r);
+            w.join().unwrap();
+        });
+        assert!(!lock.is_locked(..));
+    }
+}
