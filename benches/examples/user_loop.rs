@@ -7,7 +7,7 @@
 //!
 //! A `WORKLOAD` is a row's name or the part of it before a `-` (`held` runs both held rows,
 //! `held-100` one); none runs every row. Options: `--quick` (a short smoke run, 50 ms a cell, whose figures mean nothing),
-//! `--secs S` (time per lock and row, default 1), `--locks ID,..` (from `new`, `barging`,
+//! `--secs S` (time per lock and row, default 1), `--locks ID,..` (from `new`, `fifo`, `barging`,
 //! `range-mutex`, `range-lock`, `parking_lot`, `ticket`). The `user-loop` profile (in the
 //! workspace's Cargo.toml) is `release` with `lto = "thin"`, `codegen-units = 1` and
 //! `panic = "abort"`; the run prints the panic strategy and warns about a debug build.
@@ -58,8 +58,8 @@
 //!   (standing in for IO; the timer slack makes it longer); the whole lock runs the sleeps one
 //!   at a time.
 //!
-//! The locks: `new()` and `barging(1 ms)` are `RangeRwLock::new()` and
-//! `RangeRwLock::barging(Duration::from_millis(1))`; range-mutex 0.1 and range-lock 0.2 over a
+//! The locks: `new()`, `fifo()` and `barging(1 ms)` are `RangeRwLock::new()` (the default),
+//! `RangeRwLock::fifo()` and `RangeRwLock::barging(Duration::from_millis(1))`; range-mutex 0.1 and range-lock 0.2 over a
 //! `Vec<u8>` as long as the row's ranges reach (range-lock has only `try_lock`, so a request
 //! retries, spinning briefly then yielding, as the bench's does); `parking_lot` is one
 //! `parking_lot::RwLock<()>` over everything; `ticket` is a strictly FIFO ticket lock (the
@@ -585,8 +585,7 @@ struct Params {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// A `RangeRwLock`; `strict_fifo` marks the strict FIFO one, the base of the ratios that
-    /// compare modes.
+    /// A `RangeRwLock`; `strict_fifo` marks `fifo()`, the base of the ratios between modes.
     Ours { strict_fifo: bool },
     /// range-mutex or range-lock.
     RangePeer,
@@ -693,14 +692,18 @@ where
     })
 }
 
-/// Every lock the example knows, in the order of the table's columns. The `RangeRwLock` marked
-/// `strict_fifo` is the base of the ratios between its modes.
+/// Every lock the example knows, in the order of the table's columns. `fifo()` is marked
+/// `strict_fifo`, the base of the ratios between modes; `new()` is not, whatever its mode, so
+/// that those ratios measure the default against strict FIFO.
 fn candidates() -> Vec<Box<dyn Contender>> {
     let bytes =
         |space: u64| vec![0u8; usize::try_from(space).expect("the row's space fits in memory")];
     vec![
-        candidate("new", "new()", Kind::Ours { strict_fifo: true }, |_| {
+        candidate("new", "new()", Kind::Ours { strict_fifo: false }, |_| {
             RangeRwLock::new()
+        }),
+        candidate("fifo", "fifo()", Kind::Ours { strict_fifo: true }, |_| {
+            RangeRwLock::fifo()
         }),
         candidate(
             "barging",
@@ -809,79 +812,79 @@ fn targets<'a>(r: &'a Results<'a>) -> Vec<Target<'a>> {
     let hot8 = Row::Hot(8);
     vec![
         (
-            "uncontended write: time / parking_lot's".into(),
+            "uncontended write, time / parking_lot".into(),
             "<= 1.25",
             ratio(Row::UncontendedWrite, "parking_lot"),
         ),
         (
-            "uncontended read: time / parking_lot's".into(),
+            "uncontended read, time / parking_lot".into(),
             "<= 1.25",
             ratio(Row::UncontendedRead, "parking_lot"),
         ),
         (
-            "100 held: time / faster range peer's".into(),
+            "100 held, time / faster range peer".into(),
             "<= 1.0",
             to_best_peer(Row::Held(100)),
         ),
         (
-            "10,000 held: time / range-lock's".into(),
+            "10,000 held, time / range-lock".into(),
             "<= 1.0",
             ratio(Row::Held(10_000), "range-lock"),
         ),
         (
-            "100 held: time / strict FIFO's".into(),
+            "100 held, time / fifo()".into(),
             "<= 1.1",
             to_fifo(Row::Held(100)),
         ),
         (
-            "10,000 held: time / strict FIFO's".into(),
+            "10,000 held, time / fifo()".into(),
             "<= 1.1",
             to_fifo(Row::Held(10_000)),
         ),
         (
-            "hot-8: rate / best range peer's".into(),
+            "hot-8, rate / best range peer".into(),
             ">= 1.5",
             to_best_peer(hot8),
         ),
         (
-            "hot-8: rate / parking_lot's".into(),
+            "hot-8, rate / parking_lot".into(),
             ">= 1.0",
             ratio(hot8, "parking_lot"),
         ),
         (
-            "hot-8: longest wait".into(),
+            "hot-8, longest wait".into(),
             "<= 5 ms",
             Box::new(move |ours: &str| {
                 Shown::Time(r.outcome(hot8, ours).and_then(|o| o.longest_wait))
             }),
         ),
         (
-            "mixed-8: rate / range-lock's".into(),
+            "mixed-8, rate / range-lock".into(),
             ">= 3",
             ratio(Row::Mixed, "range-lock"),
         ),
         (
-            "mixed-8: rate / parking_lot's".into(),
+            "mixed-8, rate / parking_lot".into(),
             ">= 1.0",
             ratio(Row::Mixed, "parking_lot"),
         ),
         (
-            "hot-2: rate / range-mutex's".into(),
+            "hot-2, rate / range-mutex".into(),
             ">= 1.0",
             ratio(Row::Hot(2), "range-mutex"),
         ),
         (
-            "hot-2, strict FIFO: rate / ticket's".into(),
+            "hot-2, rate / ticket (for fifo())".into(),
             ">= 0.5",
             ratio(Row::Hot(2), "ticket"),
         ),
         (
-            "disjoint-2: rate / range-mutex's".into(),
+            "disjoint-2, rate / range-mutex".into(),
             ">= 1.0",
             ratio(Row::Disjoint, "range-mutex"),
         ),
         (
-            "io-32: rate / parking_lot's".into(),
+            "io-32, rate / parking_lot".into(),
             ">= 10",
             ratio(Row::SleepingIo, "parking_lot"),
         ),
@@ -921,8 +924,8 @@ fn millis(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-const LABEL: usize = 40;
-const CELL: usize = 15;
+const LABEL: usize = 38;
+const CELL: usize = 14;
 
 fn print_line(label: &str, cells: impl IntoIterator<Item = String>) {
     print!("{label:<LABEL$}");
@@ -937,7 +940,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: user_loop [--quick] [--secs S] [--locks ID,..] [WORKLOAD ...]\n\
          workloads (a name, or its part before a -): {}\n\
-         locks: new, barging, range-mutex, range-lock, parking_lot, ticket",
+         locks: new, fifo, barging, range-mutex, range-lock, parking_lot, ticket",
         rows.join(" ")
     );
     std::process::exit(2)
@@ -1092,7 +1095,7 @@ fn print_targets(results: &Results<'_>) {
     if ours.is_empty() {
         return;
     }
-    println!("\ntargets (for the default, new(), unless the line names the mode)");
+    println!("\ntargets (for the default, new(), unless the line names another mode)");
     print_line(
         "",
         ours.iter()
