@@ -290,3 +290,75 @@ impl Parker {
         });
     }
 }
+
+#[cfg(all(feature = "deadlock_detection", rangelock_loom))]
+pub(crate) use loom::thread::ThreadId;
+/// The identity of a thread in a deadlock report: `std`'s, or loom's under loom (whose threads
+/// share one OS thread).
+#[cfg(all(feature = "deadlock_detection", not(rangelock_loom)))]
+pub(crate) use std::thread::ThreadId;
+
+/// The calling thread's key for the deadlock detector: never 0, never reused in the process,
+/// and read from a thread-local after the first call (a request pays one load for it).
+#[cfg(feature = "deadlock_detection")]
+#[inline]
+pub(crate) fn thread_key() -> u64 {
+    use core::cell::Cell;
+    #[cfg(not(rangelock_loom))]
+    std::thread_local! {
+        static KEY: Cell<u64> = const { Cell::new(0) };
+    }
+    #[cfg(rangelock_loom)]
+    loom::thread_local! {
+        static KEY: Cell<u64> = Cell::new(0);
+    }
+    #[cold]
+    fn first(key: &Cell<u64>) -> u64 {
+        // `std`'s atomic even under loom: a counter that orders nothing.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let new = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        key.set(new);
+        new
+    }
+    KEY.with(|key| match key.get() {
+        0 => first(key),
+        known => known,
+    })
+}
+
+/// The calling thread's [`ThreadId`].
+#[cfg(all(feature = "deadlock_detection", not(rangelock_loom)))]
+pub(crate) fn thread_id() -> ThreadId {
+    std::thread_local! {
+        // Cached: `thread::current()` clones an `Arc`.
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.with(|id| *id)
+}
+
+/// The calling thread's [`ThreadId`] (loom's).
+#[cfg(all(feature = "deadlock_detection", rangelock_loom))]
+pub(crate) fn thread_id() -> ThreadId {
+    loom::thread::current().id()
+}
+
+/// Declares a `static` [`Mutex`]; under loom, a lazily created one, made afresh for each
+/// execution of a model.
+#[cfg(all(feature = "deadlock_detection", not(rangelock_loom)))]
+macro_rules! static_mutex {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        $(#[$attr])*
+        static $name: $crate::sync::Mutex<$t> = $crate::sync::Mutex::new($init);
+    };
+}
+#[cfg(all(feature = "deadlock_detection", rangelock_loom))]
+macro_rules! static_mutex {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        loom::lazy_static! {
+            $(#[$attr])*
+            static ref $name: $crate::sync::Mutex<$t> = $crate::sync::Mutex::new($init);
+        }
+    };
+}
+#[cfg(feature = "deadlock_detection")]
+pub(crate) use static_mutex;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::fast::{writer, Barge, Fast, Place};
 use super::guard::Hold;
+use super::requester::Requester;
 use super::wait::{wait_unlinked, Mode, Outside, Part, WaitNode, WakeList, GRANTED, WAITING};
 use super::{RangeRwLock, RangeSet, Wait};
 use crate::range::Span;
@@ -42,8 +43,7 @@ impl RangeRwLock {
         }
     }
 
-    // Always inline: out of line, its 24-byte result went back through memory and stalled on
-    // store forwarding (perf annotate of `cargo bench -p rangelock-benches --bench lock -- uncontended`).
+    /// Acquires `range` for a borrowed guard of the calling thread.
     #[track_caller]
     #[inline(always)]
     pub(super) fn acquire(
@@ -52,17 +52,45 @@ impl RangeRwLock {
         mode: Mode,
         wait: Wait,
     ) -> Option<Hold> {
+        self.acquire_by(range, mode, wait, Requester::thread(wait.is_forever()))
+    }
+
+    /// Acquires `range` for an owned (`Arc`) guard of the calling thread.
+    #[track_caller]
+    #[inline(always)]
+    pub(super) fn acquire_owned(
+        &self,
+        range: &impl RangeBounds<u64>,
+        mode: Mode,
+        wait: Wait,
+    ) -> Option<Hold> {
+        let who = Requester::thread(wait.is_forever()).owned();
+        self.acquire_by(range, mode, wait, who)
+    }
+
+    /// Acquires `range` for `who`.
+    // Always inline: out of line, its 24-byte result went back through memory and stalled on
+    // store forwarding (perf annotate of `cargo bench -p rangelock-benches --bench lock -- uncontended`).
+    #[track_caller]
+    #[inline(always)]
+    pub(super) fn acquire_by(
+        &self,
+        range: &impl RangeBounds<u64>,
+        mode: Mode,
+        wait: Wait,
+        who: Requester,
+    ) -> Option<Hold> {
         let span = Span::new(range);
         let Span::Range { start, last } = span else {
             return Some(Hold::new(span, Place::Empty));
         };
-        match self.try_slot(start, last, mode) {
+        match self.try_slot(start, last, mode, who) {
             Fast::Taken(i) => return Some(Hold::new(span, Place::Slot(i))),
             // Nothing waits in fast mode: a slot holder in the way is a holder, never passed.
             Fast::Conflict if matches!(wait, Wait::Never) => return None,
             Fast::Conflict | Fast::Busy => {}
         }
-        let place = self.acquire_queued(start, last, mode, wait)?;
+        let place = self.acquire_queued(start, last, mode, wait, who)?;
         Some(Hold::new(span, place))
     }
 
@@ -75,19 +103,26 @@ impl RangeRwLock {
         last: u64,
         mode: Mode,
         wait: Wait,
+        who: Requester,
     ) -> Option<Place> {
-        self.acquire_request(&[Part { start, last, mode }], true, wait)
+        self.acquire_request(&[Part { start, last, mode }], true, wait, who)
     }
 
-    /// Acquires `parts` (one range if `one`, else a set, which is held in the tree): a barging
-    /// lock's request that may wait barges, any other queues in the tree.
+    /// Acquires `parts` (one range if `one`, else a set, which is held in the tree) for `who`:
+    /// a barging lock's request that may wait barges, any other queues in the tree.
     #[inline(always)]
-    pub(super) fn acquire_request(&self, parts: &[Part], one: bool, wait: Wait) -> Option<Place> {
+    pub(super) fn acquire_request(
+        &self,
+        parts: &[Part],
+        one: bool,
+        wait: Wait,
+        who: Requester,
+    ) -> Option<Place> {
         match (self.handoff(), wait) {
             (Some(handoff), Wait::Forever | Wait::Until(_)) => {
-                self.barge(parts, one, handoff, wait)
+                self.barge(parts, one, handoff, wait, who)
             }
-            _ => self.acquire_parts(parts, wait).map(Place::Tree),
+            _ => self.acquire_parts(parts, wait, who).map(Place::Tree),
         }
     }
 
@@ -103,6 +138,7 @@ impl RangeRwLock {
         one: bool,
         handoff: Duration,
         wait: Wait,
+        who: Requester,
     ) -> Option<Place> {
         let node = WaitNode::new();
         // Once notified, the request is out until it is back under the mutex; if this ends
@@ -116,7 +152,7 @@ impl RangeRwLock {
         let mut spins = 0;
         loop {
             if let ([part], true) = (parts, one) {
-                match self.try_slot(part.start, part.last, part.mode) {
+                match self.try_slot(part.start, part.last, part.mode, who) {
                     Fast::Taken(i) => {
                         notified.back();
                         return Some(Place::Slot(i));
@@ -137,10 +173,10 @@ impl RangeRwLock {
             let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
             if now >= end {
                 notified.back();
-                return self.acquire_parts(parts, wait).map(Place::Tree);
+                return self.acquire_parts(parts, wait, who).map(Place::Tree);
             }
             let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
-            match self.barge_once(parts, one, &node, &mut None, may_wait) {
+            match self.barge_once(parts, one, &node, &mut None, may_wait, who) {
                 Barge::Held(place) => return Some(place),
                 Barge::Refused => return None,
                 Barge::Outside => {}
@@ -159,7 +195,7 @@ impl RangeRwLock {
                 if wait.deadline().is_some_and(|deadline| deadline <= end) {
                     // Not queued: nothing to give back. One last try, as a timed request
                     // that is granted at its deadline would be.
-                    return match self.barge_once(parts, one, &node, &mut None, false) {
+                    return match self.barge_once(parts, one, &node, &mut None, false, who) {
                         Barge::Held(place) => Some(place),
                         Barge::Outside | Barge::Refused => None,
                     };
@@ -201,33 +237,33 @@ impl RangeRwLock {
         }
     }
 
-    /// Acquires every range of `set` as one request; returns its `seq` once granted (0 for an
-    /// empty set, which holds nothing).
-    pub(super) fn acquire_set(&self, set: &RangeSet, wait: Wait) -> Option<u64> {
+    /// Acquires every range of `set` as one request of `who`; returns its `seq` once granted
+    /// (0 for an empty set, which holds nothing).
+    pub(super) fn acquire_set(&self, set: &RangeSet, wait: Wait, who: Requester) -> Option<u64> {
         if set.is_empty() {
             return Some(0);
         }
-        match self.acquire_request(set.parts(), false, wait)? {
+        match self.acquire_request(set.parts(), false, wait, who)? {
             Place::Tree(seq) => Some(seq),
             Place::Empty | Place::Slot(_) => unreachable!("a set is held in the tree"),
         }
     }
 
-    /// Queues a request for `parts` (sorted, disjoint, not empty) and waits as `wait` says;
-    /// returns its `seq` once granted.
+    /// Queues a request of `who` for `parts` (sorted, disjoint, not empty) and waits as `wait`
+    /// says; returns its `seq` once granted.
     #[inline]
-    pub(super) fn acquire_parts(&self, parts: &[Part], wait: Wait) -> Option<u64> {
+    pub(super) fn acquire_parts(&self, parts: &[Part], wait: Wait, who: Requester) -> Option<u64> {
         // Set up only if the request waits (under the mutex, then), and declared first: it
         // outlives the tree's reference to it.
         let node;
         let mut tree = self.lock_tree(parts.len());
-        let blocking = match tree.queue_granted(parts, matches!(wait, Wait::Never)) {
+        let blocking = match tree.queue_granted(parts, matches!(wait, Wait::Never), who) {
             Ok(seq) => return Some(seq),
             Err(_) if matches!(wait, Wait::Never) => return None,
             Err(blocking) => blocking,
         };
         node = WaitNode::new();
-        let seq = tree.queue(parts, blocking, Some(&node));
+        let seq = tree.queue(parts, blocking, Some(&node), who);
         drop(tree);
         self.wait_for_grant(&node, parts, seq, wait.deadline())
             .then_some(seq)

@@ -28,6 +28,7 @@ use core::ops::{Deref, DerefMut};
 use core::task::Waker;
 
 use super::queue::{State, NO_SEQ, SLOTS};
+use super::requester::Requester;
 use super::wait::{Mode, Part, WaitNode, WakeList};
 use super::RangeRwLock;
 use crate::sync::{MutexGuard, Ordering};
@@ -139,6 +140,22 @@ impl RangeRwLock {
         unsafe { self.slots[i].get() }
     }
 
+    /// Who holds slot `i` (nobody without `deadlock_detection`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`slot_range`](Self::slot_range).
+    pub(super) unsafe fn slot_holder(&self, i: usize) -> Requester {
+        #[cfg(feature = "deadlock_detection")]
+        // SAFETY: the caller's contract.
+        return unsafe { self.slots[i].holder() };
+        #[cfg(not(feature = "deadlock_detection"))]
+        {
+            let _ = i;
+            Requester::NOBODY
+        }
+    }
+
     /// Takes the slot table: returns the word as it was, without `LOCKED`; `None` in tree
     /// mode.
     #[inline]
@@ -175,9 +192,9 @@ impl RangeRwLock {
         }
     }
 
-    /// Takes a slot for `[start, last]` if no slot holder conflicts and one is free.
+    /// Takes a slot for `[start, last]` (for `who`) if no slot holder conflicts and one is free.
     #[inline]
-    pub(super) fn try_slot(&self, start: u64, last: u64, mode: Mode) -> Fast {
+    pub(super) fn try_slot(&self, start: u64, last: u64, mode: Mode, who: Requester) -> Fast {
         let full = |word| word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED;
         let Some(word) = self.lock_slots_unless(full) else {
             return Fast::Busy;
@@ -185,12 +202,12 @@ impl RangeRwLock {
         if word & ALL_OCCUPIED == 0 {
             // Alone: nothing to check.
             // SAFETY: we own the table until `unlock_slots` lets it go.
-            unsafe { self.slots[0].set((start, last)) };
+            unsafe { self.slots[0].set((start, last), who) };
             let writer_bit = if mode == Mode::Write { writer(0) } else { 0 };
             self.unlock_slots(word | occupied(0) | writer_bit);
             return Fast::Taken(0);
         }
-        self.take_free_slot(word, start, last, mode, 0)
+        self.take_free_slot(word, start, last, mode, who, 0)
     }
 
     /// The rest of `try_slot` when other slots are held (and at least one is free): check
@@ -203,6 +220,7 @@ impl RangeRwLock {
         start: u64,
         last: u64,
         mode: Mode,
+        who: Requester,
         on_conflict: u64,
     ) -> Fast {
         let writer_bit = |i| if mode == Mode::Write { writer(i) } else { 0 };
@@ -221,7 +239,7 @@ impl RangeRwLock {
         }
         let i = free.expect("a free slot: the caller checked");
         // SAFETY: we own the table until `unlock_slots` lets it go.
-        unsafe { self.slots[i].set((start, last)) };
+        unsafe { self.slots[i].set((start, last), who) };
         // Whoever takes the table next sees the range stored above.
         self.unlock_slots(word | occupied(i) | writer_bit(i));
         Fast::Taken(i)
@@ -435,7 +453,7 @@ impl RangeRwLock {
     }
 
     /// Barging locks: one attempt at `parts` (a request of one range if `one`, else a set,
-    /// which is always held in the tree) under the internal mutex. Takes them if nothing is in
+    /// which is always held in the tree; made by `who`) under the internal mutex. Takes them if nothing is in
     /// the way; else, if `may_wait`, links `node` (in no list; with `waker` for a task) into
     /// the outside list, to be notified by a release that overlaps them. `waker`, cloned by the
     /// caller before the mutex, holds the waker left over on return, for the caller to drop.
@@ -450,6 +468,7 @@ impl RangeRwLock {
         node: &WaitNode,
         waker: &mut Option<Waker>,
         may_wait: bool,
+        who: Requester,
     ) -> Barge {
         let mut wake = WakeList::new(&self.parker);
         let mut tree = self.lock_state();
@@ -479,7 +498,9 @@ impl RangeRwLock {
             // Under the mutex, fast mode stays fast mode.
             if let Some(word) = self.lock_slots_unless(room) {
                 let parked = if may_wait { PARKED | WAITERS } else { 0 };
-                return match self.take_free_slot(word, part.start, part.last, part.mode, parked) {
+                let taken =
+                    self.take_free_slot(word, part.start, part.last, part.mode, who, parked);
+                return match taken {
                     Fast::Taken(i) => held(&mut tree, Place::Slot(i)),
                     Fast::Conflict if may_wait => wait_outside(&mut tree),
                     Fast::Conflict | Fast::Busy => refused(&mut tree, &mut wake),
@@ -487,7 +508,7 @@ impl RangeRwLock {
             }
         }
         self.to_tree(&mut tree, parts.len());
-        if let Ok(seq) = tree.queue_granted(parts, true) {
+        if let Ok(seq) = tree.queue_granted(parts, true, who) {
             return held(&mut tree, Place::Tree(seq));
         }
         if !may_wait {
@@ -526,11 +547,13 @@ impl RangeRwLock {
                 if word & occupied(i) != 0 {
                     // SAFETY: `lock_slots` gave us the table.
                     let (start, last) = unsafe { self.slot_range(i) };
+                    // SAFETY: as above.
+                    let who = unsafe { self.slot_holder(i) };
                     let mode = Self::slot_mode(word, i);
                     // A holder that came from the tree keeps its key, which its guard has.
                     let seq = state.slot_seq[i];
                     let seq = (seq != NO_SEQ).then_some(seq);
-                    state.moved[i] = state.insert_held(Part { start, last, mode }, seq);
+                    state.moved[i] = state.insert_held(Part { start, last, mode }, seq, who);
                 }
             }
             // Release: a slot holder that sees `TREE` finds itself in the tree.
@@ -544,7 +567,7 @@ impl RangeRwLock {
     /// guards.
     fn demote(&self, state: &mut State) {
         let word = self.word.load(Ordering::Relaxed);
-        let mut held = [(0, 0, 0, Mode::Read); SLOTS];
+        let mut held = [(0, 0, 0, Mode::Read, Requester::NOBODY); SLOTS];
         let mut n = 0;
         let mut fits = true;
         state
@@ -552,7 +575,7 @@ impl RangeRwLock {
             .for_each_overlap(0, u64::MAX, |start, last, seq, entry| {
                 fits = n < SLOTS && entry.node.is_none() && !entry.multi();
                 if fits {
-                    held[n] = (start, last, seq, entry.mode());
+                    held[n] = (start, last, seq, entry.mode(), entry.who);
                     n += 1;
                 }
                 fits
@@ -561,14 +584,14 @@ impl RangeRwLock {
             return; // a set
         }
         let mut new = word & (ALL_OCCUPIED | ALL_WRITERS | OUTSIDE_BITS);
-        for &(start, last, seq, mode) in &held[..n] {
+        for &(start, last, seq, mode, who) in &held[..n] {
             let native = (0..SLOTS).any(|i| word & occupied(i) != 0 && state.moved[i] == seq);
             if !native {
                 let j = (0..SLOTS)
                     .find(|&j| new & occupied(j) == 0)
                     .expect("a free slot: at most SLOTS requests hold");
                 // SAFETY: in tree mode, under the mutex, nobody else reads or writes a slot.
-                unsafe { self.slots[j].set((start, last)) };
+                unsafe { self.slots[j].set((start, last), who) };
                 new |= occupied(j) | if mode == Mode::Write { writer(j) } else { 0 };
                 state.slot_seq[j] = seq;
             }

@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use super::fast::{Barge, Fast, Place};
 use super::guard::{Held, Hold};
+use super::requester::{Requester, Site};
 use super::wait::{
     wait_unlinked, Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
 };
@@ -73,6 +74,8 @@ pub(crate) struct Acquire<L: Deref<Target = RangeRwLock> + Clone> {
     /// For `Request::One`: its part, which the tree's node points at once queued.
     one: [Part; 1],
     phase: Cell<Phase>,
+    /// Where the future was made (empty without `deadlock_detection`).
+    site: Site,
     /// `!Unpin`: the tree points at it while the request is queued.
     node: WaitNode,
 }
@@ -86,6 +89,7 @@ unsafe impl<L: Deref<Target = RangeRwLock> + Clone + Send> Send for Acquire<L> {
 impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// A request for one range; `span` was normalised at the caller (which panics there for an
     /// inverted range).
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     #[inline]
     pub(crate) fn one(lock: L, span: Span, mode: Mode) -> Self {
         let (start, last) = match span {
@@ -108,10 +112,12 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// before (an owned set moved into the future keeps its parts in its `Vec`'s buffer).
     /// `parts` is sorted by start, pairwise disjoint and has no empty part (as every
     /// [`RangeSet`](super::RangeSet) is): the tree keys a request's entries by their start.
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub(crate) unsafe fn set(lock: L, parts: &[Part]) -> Self {
         Self::new(lock, Request::Set(parts), Part::default())
     }
 
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     #[inline]
     fn new(lock: L, request: Request, one: Part) -> Self {
         Acquire {
@@ -119,8 +125,15 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             request,
             one: [one],
             phase: Cell::new(Phase::Start),
+            site: Site::caller(),
             node: WaitNode::new(),
         }
+    }
+
+    /// The request, as made by the task that polls it with `cx`.
+    #[inline(always)]
+    fn requester(&self, cx: &Context<'_>) -> Requester {
+        Requester::task(cx.waker(), self.site)
     }
 
     #[inline]
@@ -189,7 +202,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             let Span::Range { start, last } = span else {
                 return Some(Place::Empty);
             };
-            if let Fast::Taken(i) = lock.try_slot(start, last, mode) {
+            if let Fast::Taken(i) = lock.try_slot(start, last, mode, self.requester(cx)) {
                 return Some(Place::Slot(i));
             }
         }
@@ -226,7 +239,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             // Not queued yet, and under the mutex: the waker slot is ours.
             self.node.reset();
             left_over = self.node.set_waker(waker);
-            tree.enqueue(parts, &self.node)
+            tree.enqueue(parts, &self.node, self.requester(cx))
         };
         // The phase first: the left-over waker's drop may panic.
         let place = if queued.granted {
@@ -249,9 +262,10 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         let one = matches!(self.request, Request::One { .. });
         // Cloned outside the mutex; what is left over is dropped after it (user code).
         let mut waker = Some(cx.waker().clone());
+        let who = self.requester(cx);
         let barged = self
             .lock
-            .barge_once(self.parts(), one, &self.node, &mut waker, true);
+            .barge_once(self.parts(), one, &self.node, &mut waker, true, who);
         // The phase first: the left-over waker's drop may panic.
         let place = match barged {
             Barge::Held(place) => {

@@ -180,7 +180,7 @@ impl RangeRwLock {
     /// ```
     #[track_caller]
     pub fn read_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeReadGuard {
-        let hold = self.acquire(&range, Mode::Read, Wait::Forever);
+        let hold = self.acquire_owned(&range, Mode::Read, Wait::Forever);
         ArcRangeReadGuard(Held::new(
             Arc::clone(self),
             hold.expect("a request without deadline is granted"),
@@ -216,7 +216,7 @@ impl RangeRwLock {
     /// ```
     #[track_caller]
     pub fn write_arc(self: &Arc<Self>, range: impl RangeBounds<u64>) -> ArcRangeWriteGuard {
-        let hold = self.acquire(&range, Mode::Write, Wait::Forever);
+        let hold = self.acquire_owned(&range, Mode::Write, Wait::Forever);
         ArcRangeWriteGuard(Held::new(
             Arc::clone(self),
             hold.expect("a request without deadline is granted"),
@@ -238,7 +238,7 @@ impl RangeRwLock {
         self: &Arc<Self>,
         range: impl RangeBounds<u64>,
     ) -> Option<ArcRangeReadGuard> {
-        let hold = self.acquire(&range, Mode::Read, Wait::Never)?;
+        let hold = self.acquire_owned(&range, Mode::Read, Wait::Never)?;
         Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
     }
 
@@ -257,7 +257,7 @@ impl RangeRwLock {
         self: &Arc<Self>,
         range: impl RangeBounds<u64>,
     ) -> Option<ArcRangeWriteGuard> {
-        let hold = self.acquire(&range, Mode::Write, Wait::Never)?;
+        let hold = self.acquire_owned(&range, Mode::Write, Wait::Never)?;
         Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
     }
 
@@ -280,7 +280,7 @@ impl RangeRwLock {
         range: impl RangeBounds<u64>,
         timeout: Duration,
     ) -> Option<ArcRangeReadGuard> {
-        let hold = self.acquire(&range, Mode::Read, Wait::for_duration(timeout))?;
+        let hold = self.acquire_owned(&range, Mode::Read, Wait::for_duration(timeout))?;
         Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
     }
 
@@ -302,7 +302,7 @@ impl RangeRwLock {
         range: impl RangeBounds<u64>,
         timeout: Duration,
     ) -> Option<ArcRangeWriteGuard> {
-        let hold = self.acquire(&range, Mode::Write, Wait::for_duration(timeout))?;
+        let hold = self.acquire_owned(&range, Mode::Write, Wait::for_duration(timeout))?;
         Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
     }
 
@@ -324,7 +324,7 @@ impl RangeRwLock {
         range: impl RangeBounds<u64>,
         deadline: Instant,
     ) -> Option<ArcRangeReadGuard> {
-        let hold = self.acquire(&range, Mode::Read, Wait::Until(deadline))?;
+        let hold = self.acquire_owned(&range, Mode::Read, Wait::Until(deadline))?;
         Some(ArcRangeReadGuard(Held::new(Arc::clone(self), hold)))
     }
 
@@ -346,8 +346,24 @@ impl RangeRwLock {
         range: impl RangeBounds<u64>,
         deadline: Instant,
     ) -> Option<ArcRangeWriteGuard> {
-        let hold = self.acquire(&range, Mode::Write, Wait::Until(deadline))?;
+        let hold = self.acquire_owned(&range, Mode::Write, Wait::Until(deadline))?;
         Some(ArcRangeWriteGuard(Held::new(Arc::clone(self), hold)))
+    }
+}
+
+/// Owned requests for the owned guards built on a lock elsewhere in the crate
+/// (`SliceRwLock`'s).
+impl RangeRwLock {
+    /// Acquires `range` as the owned forms above do (`mode`, waiting as `wait` says).
+    #[track_caller]
+    pub(crate) fn held_owned(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: Mode,
+        wait: Wait,
+    ) -> Option<Held<&Self>> {
+        let hold = self.acquire_owned(&range, mode, wait)?;
+        Some(Held::new(self, hold))
     }
 }
 

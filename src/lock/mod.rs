@@ -1,7 +1,9 @@
 //! `RangeRwLock`: the documented type and its blocking API.
 //!
 //! The pieces form layers; each file uses only those below it:
-//! - `wait.rs`, at the bottom: the shape of a request (`Mode`, `Part`), the node a waiting
+//! - `requester.rs`, at the bottom: who made a request and where (read by the deadlock
+//!   detector; empty without the `deadlock_detection` feature);
+//! - `wait.rs`: the shape of a request (`Mode`, `Part`), the node a waiting
 //!   request owns, and the wake list that grants it after the internal mutex is released;
 //! - `queue.rs`: the FIFO accounting over the interval tree that takes over when requests
 //!   conflict (it also keeps, under the mutex, which fast-path slot a moved holder came from);
@@ -18,6 +20,7 @@ mod fast;
 mod future;
 mod guard;
 mod queue;
+mod requester;
 mod set;
 mod wait;
 
@@ -34,6 +37,7 @@ pub use future::{OwnedReadFuture, OwnedWriteFuture, ReadFuture, WriteFuture};
 pub(crate) use guard::Held;
 pub use guard::{ArcRangeReadGuard, ArcRangeWriteGuard, RangeReadGuard, RangeWriteGuard};
 use queue::{State, SLOTS};
+pub(crate) use requester::Requester;
 pub(crate) use set::{AcquireSet, HeldSet};
 pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
 pub(crate) use wait::{Mode, Part};
@@ -66,6 +70,10 @@ impl Wait {
             .map_or(Wait::Forever, Wait::Until)
     }
 
+    fn is_forever(self) -> bool {
+        matches!(self, Wait::Forever)
+    }
+
     fn deadline(self) -> Option<Instant> {
         match self {
             Wait::Until(deadline) => Some(deadline),
@@ -86,18 +94,19 @@ impl<T> core::ops::Deref for OwnLine<T> {
     }
 }
 
-/// A published fast-path range, `(start, last)`.
-struct Slot(UnsafeCell<(u64, u64)>);
+/// A published fast-path range, `(start, last)`, and who holds it (empty without the
+/// `deadlock_detection` feature).
+struct Slot(UnsafeCell<(u64, u64, Requester)>);
 
 impl Slot {
     #[cfg(not(rangelock_loom))]
     const fn new() -> Self {
-        Slot(UnsafeCell::new((0, 0)))
+        Slot(UnsafeCell::new((0, 0, Requester::NOBODY)))
     }
 
     #[cfg(rangelock_loom)]
     fn new() -> Self {
-        Slot(UnsafeCell::new((0, 0)))
+        Slot(UnsafeCell::new((0, 0, Requester::NOBODY)))
     }
 
     /// # Safety
@@ -107,15 +116,27 @@ impl Slot {
     /// mutex (then nobody else reads or writes a slot).
     unsafe fn get(&self) -> (u64, u64) {
         // SAFETY: the caller's contract: no other thread accesses a slot meanwhile.
-        self.0.with(|range| unsafe { *range })
+        self.0.with(|slot| unsafe { ((*slot).0, (*slot).1) })
+    }
+
+    /// Who holds the slot's range.
+    ///
+    /// # Safety
+    ///
+    /// As for [`get`](Self::get).
+    #[cfg(feature = "deadlock_detection")]
+    unsafe fn holder(&self) -> Requester {
+        // SAFETY: the caller's contract: no other thread accesses a slot meanwhile.
+        self.0.with(|slot| unsafe { (*slot).2 })
     }
 
     /// # Safety
     ///
     /// As for [`get`](Self::get).
-    unsafe fn set(&self, range: (u64, u64)) {
+    unsafe fn set(&self, range: (u64, u64), who: Requester) {
         // SAFETY: the caller's contract: no other thread accesses a slot meanwhile.
-        self.0.with_mut(|slot| unsafe { *slot = range });
+        self.0
+            .with_mut(|slot| unsafe { *slot = (range.0, range.1, who) });
     }
 }
 

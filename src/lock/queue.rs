@@ -13,6 +13,7 @@
 //! `Outside`), then tries again. Only requests whose window has closed
 //! queue here, so everything in the tree is strict FIFO, for either kind of lock.
 
+use super::requester::Requester;
 use super::wait::{Mode, NodeRef, Outside, Part, WaitNode, WakeList, LINKED_GRANT};
 use crate::tree::{IntervalTree, Tied};
 
@@ -24,7 +25,8 @@ pub(crate) const SLOTS: usize = 2;
 pub(crate) const NO_SEQ: u64 = u64::MAX;
 
 /// One entry of a request in the tree, keyed by `(start, seq)`: 16 bytes, since leaves move
-/// entries around on every insert and remove.
+/// entries around on every insert and remove (32 with `deadlock_detection`, which names the
+/// request's thread or task in it).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Entry {
     /// The request's `seq` (`SEQ`), the mode (`WRITE`) and whether the request has more than
@@ -35,6 +37,8 @@ pub(crate) struct Entry {
     bits: u64,
     /// The waiting request's node; `None` once its thread holds the request.
     pub(crate) node: Option<NodeRef>,
+    /// Who made the request (empty without `deadlock_detection`).
+    pub(crate) who: Requester,
 }
 
 const WRITE: u64 = 1 << 62;
@@ -48,13 +52,14 @@ impl Tied for Entry {
 }
 
 impl Entry {
-    fn new(seq: u64, mode: Mode, multi: bool, node: Option<NodeRef>) -> Entry {
+    fn new(seq: u64, mode: Mode, multi: bool, node: Option<NodeRef>, who: Requester) -> Entry {
         assert!(seq <= SEQ, "range lock: queue positions exhausted");
         let mode = if mode == Mode::Write { WRITE } else { 0 };
         let multi = if multi { MULTI } else { 0 };
         Entry {
             bits: seq | mode | multi,
             node,
+            who,
         }
     }
 
@@ -128,27 +133,27 @@ impl State {
         self.tree.reserve(entries);
     }
 
-    /// Inserts a request that already holds `part` (a slot holder being moved), under `seq` if
-    /// it has one from an earlier stay in the tree; returns its `seq`. It holds, so it must
-    /// conflict with nothing in the tree.
-    pub(crate) fn insert_held(&mut self, part: Part, seq: Option<u64>) -> u64 {
+    /// Inserts a request (made by `who`) that already holds `part` (a slot holder being moved),
+    /// under `seq` if it has one from an earlier stay in the tree; returns its `seq`. It holds,
+    /// so it must conflict with nothing in the tree.
+    pub(crate) fn insert_held(&mut self, part: Part, seq: Option<u64>, who: Requester) -> u64 {
         let seq = seq.unwrap_or_else(|| {
             self.next_seq += 1;
             self.next_seq - 1
         });
-        let entry = Entry::new(seq, part.mode, false, None);
+        let entry = Entry::new(seq, part.mode, false, None, who);
         self.tree.insert(part.start, seq, part.last, entry);
         self.requests += 1;
         seq
     }
 
-    /// Queues a request for `parts` (disjoint, sorted, not empty), granted at once if nothing
-    /// in the tree conflicts with it, else waiting with `node`.
-    pub(crate) fn enqueue(&mut self, parts: &[Part], node: &WaitNode) -> Queued {
-        match self.queue_granted(parts, false) {
+    /// Queues a request for `parts` (disjoint, sorted, not empty; made by `who`), granted at
+    /// once if nothing in the tree conflicts with it, else waiting with `node`.
+    pub(crate) fn enqueue(&mut self, parts: &[Part], node: &WaitNode, who: Requester) -> Queued {
+        match self.queue_granted(parts, false, who) {
             Ok(seq) => Queued { seq, granted: true },
             Err(blocking) => Queued {
-                seq: self.queue(parts, blocking, Some(node)),
+                seq: self.queue(parts, blocking, Some(node), who),
                 granted: false,
             },
         }
@@ -170,20 +175,25 @@ impl State {
         blocking
     }
 
-    /// Queues a request for `parts` (disjoint, sorted, not empty) as granted if nothing in the
-    /// tree conflicts with it, and returns its `seq`; otherwise queues nothing and returns the
-    /// number of conflicting entries (with `first_only`, 1). A request of one range is counted
-    /// and inserted in one walk of the tree.
+    /// Queues a request for `parts` (disjoint, sorted, not empty; made by `who`) as granted if
+    /// nothing in the tree conflicts with it, and returns its `seq`; otherwise queues nothing
+    /// and returns the number of conflicting entries (with `first_only`, 1). A request of one
+    /// range is counted and inserted in one walk of the tree.
     #[inline]
-    pub(crate) fn queue_granted(&mut self, parts: &[Part], first_only: bool) -> Result<u64, usize> {
+    pub(crate) fn queue_granted(
+        &mut self,
+        parts: &[Part],
+        first_only: bool,
+        who: Requester,
+    ) -> Result<u64, usize> {
         let [part] = parts else {
             return match self.conflicts(parts, first_only) {
-                0 => Ok(self.queue(parts, 0, None)),
+                0 => Ok(self.queue(parts, 0, None, who)),
                 blocking => Err(blocking),
             };
         };
         let seq = self.next_seq;
-        let entry = Entry::new(seq, part.mode, false, None);
+        let entry = Entry::new(seq, part.mode, false, None, who);
         let blocking =
             self.tree
                 .insert_unless(part.start, seq, part.last, entry, first_only, |e| {
@@ -197,15 +207,16 @@ impl State {
         Ok(seq)
     }
 
-    /// Queues a request for `parts` behind the `blocking` entries it conflicts with (see
-    /// [`conflicts`](Self::conflicts)); `node` is its waiter if `blocking > 0`, and must then be
-    /// given. Returns its `seq`.
+    /// Queues a request for `parts` (made by `who`) behind the `blocking` entries it conflicts
+    /// with (see [`conflicts`](Self::conflicts)); `node` is its waiter if `blocking > 0`, and
+    /// must then be given. Returns its `seq`.
     #[inline]
     pub(crate) fn queue(
         &mut self,
         parts: &[Part],
         blocking: usize,
         node: Option<&WaitNode>,
+        who: Requester,
     ) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -220,7 +231,7 @@ impl State {
         };
         let multi = parts.len() > 1;
         for part in parts {
-            let entry = Entry::new(seq, part.mode, multi, node);
+            let entry = Entry::new(seq, part.mode, multi, node, who);
             self.tree.insert(part.start, seq, part.last, entry);
         }
         self.requests += 1;

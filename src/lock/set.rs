@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::fast::Place;
 use super::future::Acquire;
+use super::requester::Requester;
 use super::wait::{Mode, Part};
 use super::{RangeRwLock, Wait};
 use crate::range::Span;
@@ -251,6 +252,7 @@ impl RangeRwLock {
     /// drop(both);
     /// assert!(lock.try_write(2..4).is_some());
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn lock_set<'a>(&'a self, set: &'a RangeSet) -> RangeSetGuard<'a> {
         match HeldSet::acquire(self, set, Wait::Forever) {
             Ok(held) => RangeSetGuard(held),
@@ -269,6 +271,7 @@ impl RangeRwLock {
     /// assert!(lock.try_lock_set(&set).is_none());
     /// assert!(lock.try_write(0..1).is_some(), "nothing of the set is held");
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn try_lock_set<'a>(&'a self, set: &'a RangeSet) -> Option<RangeSetGuard<'a>> {
         HeldSet::acquire(self, set, Wait::Never)
             .ok()
@@ -290,6 +293,7 @@ impl RangeRwLock {
     /// drop(held);
     /// assert!(lock.try_lock_set_for(&set, Duration::from_millis(10)).is_some());
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn try_lock_set_for<'a>(
         &'a self,
         set: &'a RangeSet,
@@ -313,6 +317,7 @@ impl RangeRwLock {
     /// assert!(lock.try_lock_set_until(&set, deadline).is_none()); // the writes conflict
     /// # drop(guard);
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn try_lock_set_until<'a>(
         &'a self,
         set: &'a RangeSet,
@@ -336,6 +341,7 @@ impl RangeRwLock {
     /// # drop(guard);
     /// # });
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn lock_set_async<'a>(&'a self, set: &'a RangeSet) -> SetFuture<'a> {
         SetFuture(AcquireSet::new(self, set))
     }
@@ -353,8 +359,9 @@ impl RangeRwLock {
     /// assert_eq!(worker.join().unwrap(), 2);
     /// assert!(!lock.is_locked(..));
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn lock_set_arc(self: &Arc<Self>, set: RangeSet) -> ArcRangeSetGuard {
-        match HeldSet::acquire(Arc::clone(self), set, Wait::Forever) {
+        match HeldSet::acquire_owned(Arc::clone(self), set, Wait::Forever) {
             Ok(held) => ArcRangeSetGuard(held),
             Err(_) => unreachable!("a request without deadline is granted"),
         }
@@ -378,8 +385,9 @@ impl RangeRwLock {
     /// drop(held);
     /// assert!(lock.try_lock_set_arc(set).is_ok());
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn try_lock_set_arc(self: &Arc<Self>, set: RangeSet) -> Result<ArcRangeSetGuard, RangeSet> {
-        HeldSet::acquire(Arc::clone(self), set, Wait::Never).map(ArcRangeSetGuard)
+        HeldSet::acquire_owned(Arc::clone(self), set, Wait::Never).map(ArcRangeSetGuard)
     }
 
     /// As [`lock_set_async`](Self::lock_set_async), for a guard that owns the set and keeps
@@ -402,6 +410,7 @@ impl RangeRwLock {
     /// # drop(guard);
     /// # });
     /// ```
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub fn lock_set_owned(self: &Arc<Self>, set: RangeSet) -> OwnedSetFuture {
         OwnedSetFuture(AcquireSet::new(Arc::clone(self), set))
     }
@@ -434,10 +443,26 @@ pub(crate) struct HeldSet<L: Deref<Target = RangeRwLock>, S: HeldSetRef> {
 }
 
 impl<L: Deref<Target = RangeRwLock>, S: HeldSetRef> HeldSet<L, S> {
-    /// Acquires every range of `set` as one request, waiting as `wait` says; gives the set
-    /// back if the request was not granted.
+    /// Acquires every range of `set` as one request of the calling thread, for a borrowed
+    /// guard, waiting as `wait` says; gives the set back if the request was not granted.
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub(crate) fn acquire(lock: L, set: S, wait: Wait) -> Result<Self, S> {
-        match lock.acquire_set(set.borrow(), wait) {
+        Self::acquire_by(lock, set, wait, Requester::thread(wait.is_forever()))
+    }
+
+    /// As [`acquire`](Self::acquire), for an owned (`Arc`) guard.
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
+    pub(crate) fn acquire_owned(lock: L, set: S, wait: Wait) -> Result<Self, S> {
+        Self::acquire_by(
+            lock,
+            set,
+            wait,
+            Requester::thread(wait.is_forever()).owned(),
+        )
+    }
+
+    fn acquire_by(lock: L, set: S, wait: Wait, who: Requester) -> Result<Self, S> {
+        match lock.acquire_set(set.borrow(), wait, who) {
             Some(seq) => Ok(HeldSet { lock, set, seq }),
             None => Err(set),
         }
@@ -590,6 +615,7 @@ pub(crate) struct AcquireSet<L: Deref<Target = RangeRwLock> + Clone, S: HeldSetR
 }
 
 impl<L: Deref<Target = RangeRwLock> + Clone, S: HeldSetRef> AcquireSet<L, S> {
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     pub(crate) fn new(lock: L, set: S) -> Self {
         // SAFETY: `HeldSetRef`: the parts stay where they are, unchanged, while `set` moves
         // into the future and lives there, which is until the request is granted (then it

@@ -382,7 +382,7 @@ fn a_notified_waiter_that_gives_up_passes_its_notification_on() {
     let held = lock.write(0..10);
     for node in [&a, &b] {
         assert!(matches!(
-            lock.barge_once(&parts, true, node, &mut None, true),
+            lock.barge_once(&parts, true, node, &mut None, true, Requester::NOBODY),
             Barge::Outside
         ));
     }
@@ -392,12 +392,12 @@ fn a_notified_waiter_that_gives_up_passes_its_notification_on() {
     // Someone barges in before `a` is back; `a` reaches its deadline and gives up.
     let barger = lock.try_write(0..10).expect("the range is free");
     assert!(matches!(
-        lock.barge_once(&parts, true, &a, &mut None, false),
+        lock.barge_once(&parts, true, &a, &mut None, false, Requester::NOBODY),
         Barge::Refused
     ));
     assert_eq!(b.state(), NOTIFIED, "the notification was not passed on");
     assert!(matches!(
-        lock.barge_once(&parts, true, &b, &mut None, false),
+        lock.barge_once(&parts, true, &b, &mut None, false, Requester::NOBODY),
         Barge::Refused
     ));
     drop(barger);

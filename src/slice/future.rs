@@ -184,6 +184,7 @@ struct OwnedRequest<T> {
 }
 
 impl<T> OwnedRequest<T> {
+    #[cfg_attr(feature = "deadlock_detection", track_caller)]
     fn new(slice: &Arc<SliceRwLock<T>>, start: usize, end: usize, mode: Mode) -> Self {
         OwnedRequest {
             acquire: Acquire::one(SliceArc(Arc::clone(slice)), span(start, end), mode),

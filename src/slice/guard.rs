@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::SliceRwLock;
-use crate::lock::{Held, RangeReadGuard, RangeRwLock, RangeWriteGuard};
+use crate::lock::{Held, Mode, RangeReadGuard, RangeRwLock, RangeWriteGuard, Wait};
 use crate::range::slice_bounds;
 
 /// The elements of `cells`, shared.
@@ -53,8 +53,11 @@ impl<T> SliceRwLock<T> {
     #[track_caller]
     pub fn read_arc(self: &Arc<Self>, range: impl RangeBounds<usize>) -> ArcSliceReadGuard<T> {
         let (start, end) = slice_bounds(&range, self.len());
-        let guard = self.lock.read(start as u64..end as u64);
-        ArcSliceReadGuard(ArcSlice::adopt(self, guard.0, start, end))
+        let held = self
+            .lock
+            .held_owned(start as u64..end as u64, Mode::Read, Wait::Forever)
+            .expect("a request without deadline is granted");
+        ArcSliceReadGuard(ArcSlice::adopt(self, held, start, end))
     }
 
     /// Locks `range` of the indices exclusive, blocking, for a guard that keeps the slice alive
@@ -74,8 +77,11 @@ impl<T> SliceRwLock<T> {
     #[track_caller]
     pub fn write_arc(self: &Arc<Self>, range: impl RangeBounds<usize>) -> ArcSliceWriteGuard<T> {
         let (start, end) = slice_bounds(&range, self.len());
-        let guard = self.lock.write(start as u64..end as u64);
-        ArcSliceWriteGuard(ArcSlice::adopt(self, guard.0, start, end))
+        let held = self
+            .lock
+            .held_owned(start as u64..end as u64, Mode::Write, Wait::Forever)
+            .expect("a request without deadline is granted");
+        ArcSliceWriteGuard(ArcSlice::adopt(self, held, start, end))
     }
 
     /// As [`read_arc`](Self::read_arc), but fails instead of waiting.
@@ -97,10 +103,8 @@ impl<T> SliceRwLock<T> {
         range: impl RangeBounds<usize>,
     ) -> Option<ArcSliceReadGuard<T>> {
         let (start, end) = slice_bounds(&range, self.len());
-        let guard = self.lock.try_read(start as u64..end as u64)?;
-        Some(ArcSliceReadGuard(ArcSlice::adopt(
-            self, guard.0, start, end,
-        )))
+        let held = (self.lock).held_owned(start as u64..end as u64, Mode::Read, Wait::Never)?;
+        Some(ArcSliceReadGuard(ArcSlice::adopt(self, held, start, end)))
     }
 
     /// As [`write_arc`](Self::write_arc), but fails instead of waiting.
@@ -122,10 +126,8 @@ impl<T> SliceRwLock<T> {
         range: impl RangeBounds<usize>,
     ) -> Option<ArcSliceWriteGuard<T>> {
         let (start, end) = slice_bounds(&range, self.len());
-        let guard = self.lock.try_write(start as u64..end as u64)?;
-        Some(ArcSliceWriteGuard(ArcSlice::adopt(
-            self, guard.0, start, end,
-        )))
+        let held = (self.lock).held_owned(start as u64..end as u64, Mode::Write, Wait::Never)?;
+        Some(ArcSliceWriteGuard(ArcSlice::adopt(self, held, start, end)))
     }
 
     /// As [`read_arc`](Self::read_arc), waiting at most `timeout`.
@@ -150,8 +152,10 @@ impl<T> SliceRwLock<T> {
         range: impl RangeBounds<usize>,
         timeout: Duration,
     ) -> Option<ArcSliceReadGuard<T>> {
-        self.arc_with(range, |lock, r| Some(lock.try_read_for(r, timeout)?.0))
-            .map(ArcSliceReadGuard)
+        self.arc_with(range, |lock, r| {
+            lock.held_owned(r, Mode::Read, Wait::for_duration(timeout))
+        })
+        .map(ArcSliceReadGuard)
     }
 
     /// As [`write_arc`](Self::write_arc), waiting at most `timeout`.
@@ -177,8 +181,10 @@ impl<T> SliceRwLock<T> {
         range: impl RangeBounds<usize>,
         timeout: Duration,
     ) -> Option<ArcSliceWriteGuard<T>> {
-        self.arc_with(range, |lock, r| Some(lock.try_write_for(r, timeout)?.0))
-            .map(ArcSliceWriteGuard)
+        self.arc_with(range, |lock, r| {
+            lock.held_owned(r, Mode::Write, Wait::for_duration(timeout))
+        })
+        .map(ArcSliceWriteGuard)
     }
 
     /// As [`read_arc`](Self::read_arc), waiting until `deadline` at the latest.
@@ -202,8 +208,10 @@ impl<T> SliceRwLock<T> {
         range: impl RangeBounds<usize>,
         deadline: Instant,
     ) -> Option<ArcSliceReadGuard<T>> {
-        self.arc_with(range, |lock, r| Some(lock.try_read_until(r, deadline)?.0))
-            .map(ArcSliceReadGuard)
+        self.arc_with(range, |lock, r| {
+            lock.held_owned(r, Mode::Read, Wait::Until(deadline))
+        })
+        .map(ArcSliceReadGuard)
     }
 
     /// As [`write_arc`](Self::write_arc), waiting until `deadline` at the latest.
@@ -227,8 +235,10 @@ impl<T> SliceRwLock<T> {
         range: impl RangeBounds<usize>,
         deadline: Instant,
     ) -> Option<ArcSliceWriteGuard<T>> {
-        self.arc_with(range, |lock, r| Some(lock.try_write_until(r, deadline)?.0))
-            .map(ArcSliceWriteGuard)
+        self.arc_with(range, |lock, r| {
+            lock.held_owned(r, Mode::Write, Wait::Until(deadline))
+        })
+        .map(ArcSliceWriteGuard)
     }
 
     /// Locks `range` with `acquire` for an owned guard's core.

@@ -209,7 +209,7 @@ impl<T> SliceRwLock<T> {
     #[track_caller]
     pub fn lock_set_arc(self: &Arc<Self>, set: RangeSet) -> ArcSliceSetGuard<T> {
         self.check_set(&set);
-        match HeldSet::acquire(SliceArc(Arc::clone(self)), set, Wait::Forever) {
+        match HeldSet::acquire_owned(SliceArc(Arc::clone(self)), set, Wait::Forever) {
             Ok(held) => ArcSliceSetGuard(held),
             Err(_) => unreachable!("a request without deadline is granted"),
         }
@@ -242,7 +242,7 @@ impl<T> SliceRwLock<T> {
         set: RangeSet,
     ) -> Result<ArcSliceSetGuard<T>, RangeSet> {
         self.check_set(&set);
-        HeldSet::acquire(SliceArc(Arc::clone(self)), set, Wait::Never).map(ArcSliceSetGuard)
+        HeldSet::acquire_owned(SliceArc(Arc::clone(self)), set, Wait::Never).map(ArcSliceSetGuard)
     }
 
     /// As [`lock_set_async`](Self::lock_set_async), for a guard that owns the set and keeps

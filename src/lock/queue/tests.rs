@@ -99,10 +99,10 @@ fn granted_set_matches_the_fifo_model() {
                 let node = Box::new(WaitNode::new());
                 state.reserve(parts.len());
                 let queued = if try_only {
-                    let seq = state.queue_granted(&parts, true).ok();
+                    let seq = state.queue_granted(&parts, true, Requester::NOBODY).ok();
                     seq.map(|seq| Queued { seq, granted: true })
                 } else {
-                    Some(state.enqueue(&parts, &node))
+                    Some(state.enqueue(&parts, &node, Requester::NOBODY))
                 };
                 match queued {
                     Some(q) => {
@@ -216,7 +216,7 @@ impl OutsideModel {
     /// A try that does not wait: the request holds its ranges, or waits outside.
     fn try_take(&mut self, state: &mut State, mut req: Req) {
         state.reserve(req.parts.len());
-        if let Ok(seq) = state.queue_granted(&req.parts, true) {
+        if let Ok(seq) = state.queue_granted(&req.parts, true, Requester::NOBODY) {
             req.seq = seq;
             self.held.push(req);
             return;
@@ -453,19 +453,19 @@ fn a_set_waits_for_every_conflict_and_takes_one_queue_position() {
     let part = |start, last, mode| Part { start, last, mode };
     let a = [part(0, 9, Mode::Write)];
     let b = [part(20, 29, Mode::Read)];
-    let qa = state.queue_granted(&a, false).unwrap();
-    let qb = state.queue_granted(&b, false).unwrap();
+    let qa = state.queue_granted(&a, false, Requester::NOBODY).unwrap();
+    let qb = state.queue_granted(&b, false, Requester::NOBODY).unwrap();
     // The set overlaps both holders; it holds neither part while it waits.
     let set = [part(5, 6, Mode::Read), part(25, 25, Mode::Write)];
     let node = WaitNode::new();
-    let qs = state.enqueue(&set, &node);
+    let qs = state.enqueue(&set, &node, Requester::NOBODY);
     assert!(!qs.granted);
     assert_eq!(node.blocking(), 2);
     assert!(!state.is_held(5, qs.seq) && !state.is_held(25, qs.seq));
     // A later reader of 6 conflicts with the writer `a` only (readers share the set's part).
     let later = [part(6, 6, Mode::Read)];
     let node2 = WaitNode::new();
-    let ql = state.enqueue(&later, &node2);
+    let ql = state.enqueue(&later, &node2, Requester::NOBODY);
     assert_eq!(node2.blocking(), 1);
     let mut wake = WakeList::new(&parker);
     state.leave(&a, qa, &mut wake);
