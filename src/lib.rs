@@ -180,6 +180,8 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+#[cfg(feature = "deadlock_detection")]
+pub mod deadlock;
 mod lock;
 pub mod mm;
 mod range;

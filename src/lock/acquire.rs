@@ -5,6 +5,8 @@
 use core::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "deadlock_detection")]
+use super::fast::Tree;
 use super::fast::{writer, Barge, Fast, Place};
 use super::guard::Hold;
 use super::requester::Requester;
@@ -262,6 +264,8 @@ impl RangeRwLock {
             Err(_) if matches!(wait, Wait::Never) => return None,
             Err(blocking) => blocking,
         };
+        #[cfg(feature = "deadlock_detection")]
+        let mut tree = self.refuse_reentry(tree, parts, who);
         node = WaitNode::new();
         let seq = tree.queue(parts, blocking, Some(&node), who);
         drop(tree);
@@ -397,6 +401,75 @@ impl RangeRwLock {
             }
         }
     }
+}
+
+/// Same-thread requests (feature `deadlock_detection`).
+#[cfg(feature = "deadlock_detection")]
+impl RangeRwLock {
+    /// Under the internal mutex (`tree`), as a request of `who` for `parts` is about to wait:
+    /// if it is a thread's, without deadline, and conflicts with a range that thread holds on
+    /// this lock, it would wait for itself for ever, so this lets the mutex go and panics.
+    /// Ranges held through owned guards (which may have moved to another thread) do not count,
+    /// nor do async requests (another branch of the task may release).
+    pub(super) fn refuse_reentry<'a>(
+        &'a self,
+        mut tree: Tree<'a>,
+        parts: &[Part],
+        who: Requester,
+    ) -> Tree<'a> {
+        if who.is_task() || who.is_timed() {
+            return tree;
+        }
+        let mine = |by: Requester| by.owner() == who.owner() && !by.is_owned();
+        let mut found = None;
+        if let Some(slots) = self.slot_requests() {
+            for part in parts {
+                for &(held, by) in slots.iter().flatten() {
+                    let overlap = held.start <= part.last && part.start <= held.last;
+                    if overlap && mine(by) && part.mode.conflicts(held.mode) {
+                        found = found.or(Some((held, by, *part)));
+                    }
+                }
+            }
+        } else {
+            for part in parts {
+                let tree = &mut tree.tree;
+                tree.for_each_overlap(part.start, part.last, |start, last, _, entry| {
+                    let held = entry.node.is_none();
+                    if held && mine(entry.who) && part.mode.conflicts(entry.mode()) {
+                        let mode = entry.mode();
+                        found = Some((Part { start, last, mode }, entry.who, *part));
+                    }
+                    found.is_none()
+                });
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some((held, by, requested)) = found {
+            drop(tree);
+            waits_for_itself(held, by, requested, who);
+        }
+        tree
+    }
+}
+
+/// The panic of [`RangeRwLock::refuse_reentry`].
+#[cfg(feature = "deadlock_detection")]
+#[cold]
+#[inline(never)]
+fn waits_for_itself(held: Part, by: Requester, requested: Part, who: Requester) -> ! {
+    let at = |who: Requester| match who.location() {
+        Some(at) => at.to_string(),
+        None => "an unknown place".to_string(),
+    };
+    panic!(
+        "range lock: this thread requests {requested} (at {}), which conflicts with {held} that \
+         it holds on the same lock (taken at {}): it would wait for itself for ever",
+        at(who),
+        at(by)
+    );
 }
 
 /// Barging locks: a request waiting outside the tree; dropping it takes the node out.

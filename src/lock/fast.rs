@@ -442,6 +442,10 @@ impl RangeRwLock {
         if guard.is_none() {
             Self::first_state(&mut guard);
         }
+        #[cfg(feature = "deadlock_detection")]
+        if let Some(state) = guard.as_deref_mut() {
+            state.lock_id = std::ptr::from_ref(self) as usize;
+        }
         Tree { lock: self, guard }
     }
 
@@ -502,7 +506,11 @@ impl RangeRwLock {
                     self.take_free_slot(word, part.start, part.last, part.mode, who, parked);
                 return match taken {
                     Fast::Taken(i) => held(&mut tree, Place::Slot(i)),
-                    Fast::Conflict if may_wait => wait_outside(&mut tree),
+                    Fast::Conflict if may_wait => {
+                        #[cfg(feature = "deadlock_detection")]
+                        let mut tree = self.refuse_reentry(tree, parts, who);
+                        wait_outside(&mut tree)
+                    }
                     Fast::Conflict | Fast::Busy => refused(&mut tree, &mut wake),
                 };
             }
@@ -514,7 +522,27 @@ impl RangeRwLock {
         if !may_wait {
             return refused(&mut tree, &mut wake);
         }
+        #[cfg(feature = "deadlock_detection")]
+        let mut tree = self.refuse_reentry(tree, parts, who);
         wait_outside(&mut tree)
+    }
+
+    /// In fast mode, under the internal mutex: the slot holders' requests, with who made them;
+    /// `None` in tree mode.
+    #[cfg(feature = "deadlock_detection")]
+    pub(super) fn slot_requests(&self) -> Option<[Option<(Part, Requester)>; SLOTS]> {
+        let word = self.lock_slots()?;
+        let mut requests = [None; SLOTS];
+        for (i, request) in requests.iter_mut().enumerate() {
+            if word & occupied(i) != 0 {
+                // SAFETY: `lock_slots` gave us the table.
+                let ((start, last), who) = unsafe { (self.slot_range(i), self.slot_holder(i)) };
+                let mode = Self::slot_mode(word, i);
+                *request = Some((Part { start, last, mode }, who));
+            }
+        }
+        self.unlock_slots(word);
+        Some(requests)
     }
 
     /// Locks the internal mutex with the tree in charge, after reserving room for `inserts`

@@ -40,6 +40,8 @@ use queue::{State, SLOTS};
 pub(crate) use requester::Requester;
 pub(crate) use set::{AcquireSet, HeldSet};
 pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
+#[cfg(feature = "deadlock_detection")]
+pub(crate) use wait::NodeRef;
 pub(crate) use wait::{Mode, Part};
 
 /// Hand-off deadlines beyond an hour are an hour, so that adding one to an `Instant` cannot
@@ -543,6 +545,24 @@ impl RangeRwLock {
     #[doc(hidden)]
     pub fn waiting(&self) -> usize {
         self.census().1
+    }
+}
+
+/// Requests still queued when a lock is dropped belong to leaked futures (nothing else outlives
+/// a borrow of the lock): the deadlock detector forgets them.
+#[cfg(feature = "deadlock_detection")]
+impl Drop for RangeRwLock {
+    fn drop(&mut self) {
+        let mut state = self.state.lock();
+        let Some(state) = state.as_deref_mut().filter(|s| s.waiting > 0) else {
+            return;
+        };
+        let mut nodes = Vec::new();
+        state.tree.for_each_overlap(0, u64::MAX, |_, _, _, entry| {
+            nodes.extend(entry.node);
+            true
+        });
+        crate::deadlock::forget(nodes.into_iter());
     }
 }
 

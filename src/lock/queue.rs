@@ -113,6 +113,10 @@ pub(crate) struct State {
     /// In fast mode: for a slot whose holder came from the tree, its `seq` (which its guard
     /// knows it by); `NO_SEQ` for a holder that took the slot directly.
     pub(crate) slot_seq: [u64; SLOTS],
+    /// The lock's address, as the deadlock detector names it (set whenever the mutex is
+    /// taken: a lock moves only while nothing borrows it).
+    #[cfg(feature = "deadlock_detection")]
+    pub(crate) lock_id: usize,
 }
 
 impl State {
@@ -125,6 +129,8 @@ impl State {
             outside: Outside::new(),
             moved: [0; SLOTS],
             slot_seq: [NO_SEQ; SLOTS],
+            #[cfg(feature = "deadlock_detection")]
+            lock_id: 0,
         }
     }
 
@@ -223,6 +229,8 @@ impl State {
         let node = if blocking > 0 {
             let node = node.expect("a request that waits has a node");
             node.prepare(seq, parts);
+            #[cfg(feature = "deadlock_detection")]
+            self.note_wait(node, seq, parts, who);
             node.set_blocking(blocking);
             self.waiting += 1;
             Some(NodeRef::new(node))
@@ -280,6 +288,10 @@ impl State {
             unsafe { node.get() }.blocking() > 0
         });
         if first && was_waiting {
+            #[cfg(feature = "deadlock_detection")]
+            if let Some(node) = entry.node {
+                crate::deadlock::Edit::new().done(node);
+            }
             self.waiting -= 1;
         }
         self.unblock(start, last, entry, wake);
@@ -358,7 +370,10 @@ impl State {
             return; // nobody counts anything
         }
         let waiting = &mut self.waiting;
-        self.tree.for_each_overlap(start, last, |_, _, _, entry| {
+        // The waiters' records in the deadlock detector's registry, changed as their counts.
+        #[cfg(feature = "deadlock_detection")]
+        let mut edit = crate::deadlock::Edit::new();
+        self.tree.for_each_overlap(start, last, |at, _, _, entry| {
             if entry.seq() <= gone.seq() || !gone.mode().conflicts(entry.mode()) || !counted(entry)
             {
                 return true;
@@ -372,6 +387,10 @@ impl State {
             let count = node.blocking();
             debug_assert!(count > 0, "a later conflicting request did not count us");
             node.set_blocking(count - 1);
+            #[cfg(feature = "deadlock_detection")]
+            edit.unblocked(node_ref, count == 1, gone.seq(), start, at);
+            #[cfg(not(feature = "deadlock_detection"))]
+            let _ = at;
             if count == 1 {
                 *waiting -= 1;
                 if !entry.multi() {
@@ -443,6 +462,41 @@ impl State {
     #[inline]
     pub(crate) fn trim(&mut self) {
         self.tree.trim();
+    }
+}
+
+/// The deadlock detector's records (feature `deadlock_detection`).
+#[cfg(feature = "deadlock_detection")]
+impl State {
+    /// As request `seq` (`parts`, made by `who`) queues to wait with `node`, before its own
+    /// entries go in: records in the detector's registry every entry it waits for, which is
+    /// every conflicting entry already in the tree.
+    #[cold]
+    #[inline(never)]
+    fn note_wait(&mut self, node: &WaitNode, seq: u64, parts: &[Part], who: Requester) {
+        let mut blockers = Vec::new();
+        for part in parts {
+            self.tree
+                .for_each_overlap(part.start, part.last, |start, last, blocker_seq, entry| {
+                    if blocks(part.mode, entry) {
+                        blockers.push(crate::deadlock::Blocker {
+                            seq: blocker_seq,
+                            part: Part {
+                                start,
+                                last,
+                                mode: entry.mode(),
+                            },
+                            who: entry.who,
+                            waiter_start: part.start,
+                        });
+                    }
+                    true
+                });
+        }
+        crate::deadlock::Edit::new().queued(
+            NodeRef::new(node),
+            crate::deadlock::WaitRecord::new(self.lock_id, seq, parts, who, blockers),
+        );
     }
 }
 

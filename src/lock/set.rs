@@ -226,11 +226,7 @@ struct PartDebug<'a>(&'a Part);
 
 impl fmt::Debug for PartDebug<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.0.mode {
-            Mode::Read => "read",
-            Mode::Write => "write",
-        };
-        write!(f, "{kind} {:?}", self.0.start..=self.0.last)
+        fmt::Display::fmt(self.0, f)
     }
 }
 

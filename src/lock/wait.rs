@@ -51,6 +51,17 @@ pub(crate) struct Part {
     pub(crate) mode: Mode,
 }
 
+impl core::fmt::Display for Part {
+    /// `read 0..=9` or `write 0..=9`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mode = match self.mode {
+            Mode::Read => "read",
+            Mode::Write => "write",
+        };
+        write!(f, "{mode} {:?}", self.start..=self.last)
+    }
+}
+
 /// Queued in the tree, waiting for the conflicting requests ahead of it; or (barging locks) in
 /// the list of requests waiting outside the tree.
 pub(crate) const WAITING: u8 = 0;
@@ -215,6 +226,12 @@ impl NodeRef {
     pub(crate) unsafe fn get<'a>(self) -> &'a WaitNode {
         // SAFETY: the caller's contract.
         unsafe { self.0.as_ref() }
+    }
+
+    /// The node's address: a name for its request while it is queued (never dereferenced).
+    #[cfg(feature = "deadlock_detection")]
+    pub(crate) fn addr(self) -> usize {
+        self.0.as_ptr() as usize
     }
 }
 
