@@ -1,6 +1,10 @@
 //! Async requests under tokio, cancelled at random: exclusion holds (shadow counters) and
 //! nothing is stranded (every task finishes, and the lock ends idle with nobody waiting).
-//! Bounded in count and in time.
+//! Bounded in count and in time. With `deadlock_detection`, a watchdog looks for cycles
+//! throughout: no task or thread here waits while it holds a range, so it must find none.
+
+#[cfg(feature = "deadlock_detection")]
+mod common;
 
 use rangelock::{RangeRwLock, RangeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
@@ -118,6 +122,8 @@ fn run(runtime: &tokio::runtime::Runtime, lock: RangeRwLock) {
     let shadow = Arc::new(Shadow(std::array::from_fn(|_| AtomicI64::new(0))));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    #[cfg(feature = "deadlock_detection")]
+    let watchdog = common::Watchdog::start();
     runtime.block_on(async {
         let tasks: Vec<_> = (0..TASKS)
             .map(|t| tokio::spawn(worker(lock.clone(), shadow.clone(), done.clone(), t + 1)))
@@ -130,6 +136,8 @@ fn run(runtime: &tokio::runtime::Runtime, lock: RangeRwLock) {
                 .expect("a task panicked");
         }
     });
+    #[cfg(feature = "deadlock_detection")]
+    watchdog.stop();
     assert!(started.elapsed() < Duration::from_secs(120));
     let (granted, cancelled) = (done.load(SeqCst) & 0xffff_ffff, done.load(SeqCst) >> 32);
     assert_eq!(granted + cancelled, TASKS * ROUNDS);
@@ -194,6 +202,8 @@ fn blocking_threads_and_tasks_share_one_queue() {
         .enable_time()
         .build()
         .unwrap();
+    #[cfg(feature = "deadlock_detection")]
+    let watchdog = common::Watchdog::start();
     let threads: Vec<_> = (0..2)
         .map(|t| {
             let lock = lock.clone();
@@ -226,5 +236,7 @@ fn blocking_threads_and_tasks_share_one_queue() {
     for t in threads {
         t.join().unwrap();
     }
+    #[cfg(feature = "deadlock_detection")]
+    watchdog.stop();
     assert!(!lock.is_locked(..));
 }

@@ -1,5 +1,7 @@
 //! Many threads, random ranges, modes and timeouts; shadow counters check mutual exclusion.
-//! Bounded in operations and in time, so it stays quick on a loaded two-core machine.
+//! Bounded in operations and in time, so it stays quick on a loaded two-core machine. With
+//! `deadlock_detection`, a watchdog looks for cycles throughout: no thread here waits while it
+//! holds a range, so it must find none.
 
 mod common;
 
@@ -73,6 +75,8 @@ fn stress(lock: &RangeRwLock, seed: u64) {
     let shadow = Shadow(std::array::from_fn(|_| AtomicI64::new(0)));
     let (granted, timed_out, panicked) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let began = Instant::now();
+    #[cfg(feature = "deadlock_detection")]
+    let watchdog = common::Watchdog::start();
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let (lock, shadow) = (lock, &shadow);
@@ -149,6 +153,8 @@ fn stress(lock: &RangeRwLock, seed: u64) {
             });
         }
     });
+    #[cfg(feature = "deadlock_detection")]
+    watchdog.stop();
     let (g, t, p) = (
         granted.load(SeqCst),
         timed_out.load(SeqCst),

@@ -96,3 +96,48 @@ impl<H: Hook> rangelock::mm::Backing for Hooked<H> {
         self.inner.sync(len)
     }
 }
+
+/// With `deadlock_detection`: a thread that calls `check_deadlock()` over and over while a
+/// stress test runs, for tests whose threads and tasks never wait while they hold a range, so
+/// that every cycle it finds is false.
+#[cfg(feature = "deadlock_detection")]
+pub struct Watchdog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, Option<String>)>,
+}
+
+#[cfg(feature = "deadlock_detection")]
+impl Watchdog {
+    pub fn start() -> Watchdog {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut checks = 0;
+                while !stop.load(Relaxed) {
+                    let cycles = rangelock::deadlock::check_deadlock();
+                    checks += 1;
+                    if let Some(cycle) = cycles.first() {
+                        let report: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+                        return (checks, Some(report.join("\n")));
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                (checks, None)
+            }
+        });
+        Watchdog { stop, thread }
+    }
+
+    /// Stops the watchdog; panics with the first cycle it found, if any.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (checks, cycle) = self.thread.join().expect("the watchdog panicked");
+        if let Some(cycle) = cycle {
+            panic!("the watchdog found a false cycle (after {checks} checks):\n{cycle}");
+        }
+        assert!(checks > 0, "the watchdog never looked");
+        eprintln!("watchdog: {checks} checks, no cycle");
+    }
+}
