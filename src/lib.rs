@@ -196,6 +196,8 @@ pub use lock::{
     OwnedWriteFuture, RangeReadGuard, RangeRwLock, RangeSet, RangeSetGuard, RangeWriteGuard,
     ReadFuture, SetFuture, WriteFuture,
 };
+#[cfg(feature = "stats")]
+pub use lock::{LockStats, WaitHistogram};
 pub use slice::{
     ArcSliceReadGuard, ArcSliceSetGuard, ArcSliceWriteGuard, OwnedSlice, OwnedSliceReadFuture,
     OwnedSliceSetFuture, OwnedSliceWriteFuture, SliceMember, SliceMembers, SliceMembersMut,

@@ -10,6 +10,7 @@ use super::fast::Tree;
 use super::fast::{writer, Barge, Fast, Place};
 use super::guard::Hold;
 use super::requester::Requester;
+use super::stats::Since;
 use super::wait::{wait_unlinked, Mode, Outside, Part, WaitNode, WakeList, GRANTED, WAITING};
 use super::{RangeRwLock, RangeSet, Wait};
 use crate::range::Span;
@@ -124,7 +125,7 @@ impl RangeRwLock {
             (Some(handoff), Wait::Forever | Wait::Until(_)) => {
                 self.barge(parts, one, handoff, wait, who)
             }
-            _ => self.acquire_parts(parts, wait, who).map(Place::Tree),
+            _ => (self.acquire_parts(parts, wait, who, Since::NOT_YET)).map(Place::Tree),
         }
     }
 
@@ -152,17 +153,25 @@ impl RangeRwLock {
         };
         let mut window: Option<Instant> = None;
         let mut spins = 0;
+        let mut since = Since::NOT_YET;
         loop {
             if let ([part], true) = (parts, one) {
-                match self.try_slot(part.start, part.last, part.mode, who) {
+                let (taken, seen) = self.take_slot(part.start, part.last, part.mode, who);
+                #[cfg(feature = "stats")]
+                self.count_slot_pass(&taken, seen, parts);
+                #[cfg(not(feature = "stats"))]
+                let _ = seen;
+                match taken {
                     Fast::Taken(i) => {
                         notified.back();
+                        self.count_wait(since, true);
                         return Some(Place::Slot(i));
                     }
                     // The holder is likely running, and its release a few instructions away,
                     // unless others wait already: then more threads want the CPUs than there
                     // are, and spinning (or yielding) only delays the threads that can go on.
                     Fast::Conflict if spins < BARGE_SPINS && !self.has_waiters() => {
+                        since.start();
                         spins += 1;
                         barge_backoff(spins);
                         continue;
@@ -175,13 +184,20 @@ impl RangeRwLock {
             let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
             if now >= end {
                 notified.back();
-                return self.acquire_parts(parts, wait, who).map(Place::Tree);
+                self.count_handoff();
+                return self.acquire_parts(parts, wait, who, since).map(Place::Tree);
             }
             let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
             match self.barge_once(parts, one, &node, &mut None, may_wait, who) {
-                Barge::Held(place) => return Some(place),
-                Barge::Refused => return None,
-                Barge::Outside => {}
+                Barge::Held(place) => {
+                    self.count_wait(since, true);
+                    return Some(place);
+                }
+                Barge::Refused => {
+                    self.count_wait(since, false);
+                    return None;
+                }
+                Barge::Outside => since.start_at(now),
             }
             // Leaves the outside list however this ends (even unwinding).
             let outside = OutsideWait {
@@ -197,10 +213,12 @@ impl RangeRwLock {
                 if wait.deadline().is_some_and(|deadline| deadline <= end) {
                     // Not queued: nothing to give back. One last try, as a timed request
                     // that is granted at its deadline would be.
-                    return match self.barge_once(parts, one, &node, &mut None, false, who) {
+                    let held = match self.barge_once(parts, one, &node, &mut None, false, who) {
                         Barge::Held(place) => Some(place),
                         Barge::Outside | Barge::Refused => None,
                     };
+                    self.count_wait(since, held.is_some());
+                    return held;
                 }
                 // The window closed (loom makes every timed park time out at once: this
                 // ends its model after one wait outside).
@@ -252,9 +270,16 @@ impl RangeRwLock {
     }
 
     /// Queues a request of `who` for `parts` (sorted, disjoint, not empty) and waits as `wait`
-    /// says; returns its `seq` once granted.
+    /// says; returns its `seq` once granted. `since`: when it began to wait, if it did already
+    /// (outside the tree).
     #[inline]
-    pub(super) fn acquire_parts(&self, parts: &[Part], wait: Wait, who: Requester) -> Option<u64> {
+    pub(super) fn acquire_parts(
+        &self,
+        parts: &[Part],
+        wait: Wait,
+        who: Requester,
+        mut since: Since,
+    ) -> Option<u64> {
         // Set up only if the request waits (under the mutex, then), and declared first: it
         // outlives the tree's reference to it.
         let node;
@@ -269,8 +294,10 @@ impl RangeRwLock {
         node = WaitNode::new();
         let seq = tree.queue(parts, blocking, Some(&node), who);
         drop(tree);
-        self.wait_for_grant(&node, parts, seq, wait.deadline())
-            .then_some(seq)
+        since.start();
+        let granted = self.wait_for_grant(&node, parts, seq, wait.deadline());
+        self.count_wait(since, granted);
+        granted.then_some(seq)
     }
 
     /// Waits until the request of `node` (`parts`, `seq`) is granted (true) or `deadline`

@@ -62,8 +62,16 @@ pub(super) const PARKED: u64 = 1 << (2 * SLOTS + 2);
 /// Barging locks: requests wait outside the tree (its list is not empty), whether or not a
 /// release must notify them. For [`RangeRwLock::slot_holders`] and as a spinning hint.
 pub(super) const WAITERS: u64 = 1 << (2 * SLOTS + 3);
+/// Barging locks with the `stats` feature (0 without it): requests waiting outside the tree
+/// were notified and have not come back yet; a fast-path grant then looks whether it passed
+/// one of them (`WAITERS` says the same of the requests still listed).
+const NOTIFIED_OUT: u64 = if cfg!(feature = "stats") {
+    1 << (2 * SLOTS + 4)
+} else {
+    0
+};
 /// The bits that follow the outside list.
-const OUTSIDE_BITS: u64 = PARKED | WAITERS;
+const OUTSIDE_BITS: u64 = PARKED | WAITERS | NOTIFIED_OUT;
 
 /// Where a held request lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,19 +203,72 @@ impl RangeRwLock {
     /// Takes a slot for `[start, last]` (for `who`) if no slot holder conflicts and one is free.
     #[inline]
     pub(super) fn try_slot(&self, start: u64, last: u64, mode: Mode, who: Requester) -> Fast {
+        let (taken, seen) = self.take_slot(start, last, mode, who);
+        #[cfg(feature = "stats")]
+        self.count_slot_pass(&taken, seen, &[Part { start, last, mode }]);
+        #[cfg(not(feature = "stats"))]
+        let _ = seen;
+        taken
+    }
+
+    /// [`try_slot`](Self::try_slot), returning also the word it found, and without counting
+    /// a pass (feature `stats`): for a barging request that waits outside the tree, which
+    /// counts it with its own ranges (see `Outside::any_conflict`).
+    #[inline(always)]
+    pub(super) fn take_slot(
+        &self,
+        start: u64,
+        last: u64,
+        mode: Mode,
+        who: Requester,
+    ) -> (Fast, u64) {
         let full = |word| word & TREE != 0 || word & ALL_OCCUPIED == ALL_OCCUPIED;
         let Some(word) = self.lock_slots_unless(full) else {
-            return Fast::Busy;
+            return (Fast::Busy, 0);
         };
         if word & ALL_OCCUPIED == 0 {
             // Alone: nothing to check.
             // SAFETY: we own the table until `unlock_slots` lets it go.
             unsafe { self.slots[0].set((start, last), who) };
+            self.count_fast_grant();
             let writer_bit = if mode == Mode::Write { writer(0) } else { 0 };
             self.unlock_slots(word | occupied(0) | writer_bit);
-            return Fast::Taken(0);
+            return (Fast::Taken(0), word);
         }
-        self.take_free_slot(word, start, last, mode, who, 0)
+        (self.take_free_slot(word, start, last, mode, who, 0), word)
+    }
+
+    /// Barging locks, feature `stats`: a request for `parts` that got `taken` from the slot
+    /// table, which it found as `seen`, passed a request waiting outside the tree if one
+    /// conflicts with it.
+    #[cfg(feature = "stats")]
+    #[inline(always)]
+    pub(super) fn count_slot_pass(&self, taken: &Fast, seen: u64, parts: &[Part]) {
+        if seen & (WAITERS | NOTIFIED_OUT) != 0 && matches!(taken, Fast::Taken(_)) {
+            self.count_pass(parts);
+        }
+    }
+
+    #[cfg(feature = "stats")]
+    #[cold]
+    #[inline(never)]
+    fn count_pass(&self, parts: &[Part]) {
+        if let Some(state) = self.state.lock().as_deref_mut() {
+            state.count_pass(parts);
+        }
+    }
+
+    /// Feature `stats`, under the internal mutex: runs `f` while no request can take a slot
+    /// (in fast mode the slot table is taken; in tree mode the slots are not used).
+    #[cfg(feature = "stats")]
+    pub(super) fn with_fast_path_stopped(&self, f: impl FnOnce()) {
+        match self.lock_slots() {
+            Some(word) => {
+                f();
+                self.unlock_slots(word);
+            }
+            None => f(),
+        }
     }
 
     /// The rest of `try_slot` when other slots are held (and at least one is free): check
@@ -240,6 +301,7 @@ impl RangeRwLock {
         let i = free.expect("a free slot: the caller checked");
         // SAFETY: we own the table until `unlock_slots` lets it go.
         unsafe { self.slots[i].set((start, last), who) };
+        self.count_fast_grant();
         // Whoever takes the table next sees the range stored above.
         self.unlock_slots(word | occupied(i) | writer_bit(i));
         Fast::Taken(i)
@@ -505,7 +567,11 @@ impl RangeRwLock {
                 let taken =
                     self.take_free_slot(word, part.start, part.last, part.mode, who, parked);
                 return match taken {
-                    Fast::Taken(i) => held(&mut tree, Place::Slot(i)),
+                    Fast::Taken(i) => {
+                        #[cfg(feature = "stats")]
+                        tree.count_pass(parts);
+                        held(&mut tree, Place::Slot(i))
+                    }
                     Fast::Conflict if may_wait => {
                         #[cfg(feature = "deadlock_detection")]
                         let mut tree = self.refuse_reentry(tree, parts, who);
@@ -663,7 +729,9 @@ impl Drop for Tree<'_> {
         let word = lock.word.load(Ordering::Relaxed);
         // The common case, checked inline: nobody waits outside the tree, and in tree mode the
         // lock stays there.
-        let outside = state.outside.len() != 0 || word & OUTSIDE_BITS != 0;
+        let outside = state.outside.len() != 0
+            || word & OUTSIDE_BITS != 0
+            || (cfg!(feature = "stats") && state.outside.any_notified());
         let demote = word & TREE != 0 && state.waiting == 0 && state.requests <= SLOTS;
         if outside || demote {
             lock.settle_word(state, word, demote);
@@ -672,9 +740,9 @@ impl Drop for Tree<'_> {
 }
 
 impl RangeRwLock {
-    /// [`Tree`]'s drop, under the mutex: `PARKED` and `WAITERS` follow the outside list (only
-    /// the mutex holder sets or clears them), and with `demote` (in tree mode, nothing waiting,
-    /// few holders) the lock goes back to the fast path.
+    /// [`Tree`]'s drop, under the mutex: `PARKED`, `WAITERS` (and `NOTIFIED_OUT`) follow the
+    /// outside list (only the mutex holder sets or clears them), and with `demote` (in tree
+    /// mode, nothing waiting, few holders) the lock goes back to the fast path.
     #[cold]
     #[inline(never)]
     fn settle_word(&self, state: &mut State, word: u64, demote: bool) {
@@ -682,6 +750,10 @@ impl RangeRwLock {
             0 => 0,
             _ if state.outside.needs_parked() => WAITERS | PARKED,
             _ => WAITERS,
+        } | if cfg!(feature = "stats") && state.outside.any_notified() {
+            NOTIFIED_OUT
+        } else {
+            0
         };
         if word & TREE != 0 {
             if word & OUTSIDE_BITS != bits {

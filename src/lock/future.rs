@@ -34,6 +34,7 @@ use std::time::Instant;
 use super::fast::{Barge, Fast, Place};
 use super::guard::{Held, Hold};
 use super::requester::{Requester, Site};
+use super::stats::Since;
 use super::wait::{
     wait_unlinked, Mode, Part, WaitNode, GRANTED, LINKED_GRANT, LINKED_NOTIFY, NOTIFIED, WAITING,
 };
@@ -74,6 +75,8 @@ pub(crate) struct Acquire<L: Deref<Target = RangeRwLock> + Clone> {
     /// For `Request::One`: its part, which the tree's node points at once queued.
     one: [Part; 1],
     phase: Cell<Phase>,
+    /// When the request began to wait, if it has (empty without `stats`).
+    since: Cell<Since>,
     /// Where the future was made (empty without `deadlock_detection`).
     site: Site,
     /// `!Unpin`: the tree points at it while the request is queued.
@@ -125,6 +128,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             request,
             one: [one],
             phase: Cell::new(Phase::Start),
+            since: Cell::new(Since::NOT_YET),
             site: Site::caller(),
             node: WaitNode::new(),
         }
@@ -190,6 +194,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             Phase::Granted(place) => place,
             Phase::Done => panic!("a range lock future was polled after it completed"),
         };
+        self.lock.count_wait(self.since.get(), true);
         self.phase.set(Phase::Done);
         Poll::Ready((self.lock.clone(), place))
     }
@@ -247,6 +252,10 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             Some(Place::Tree(queued.seq))
         } else {
             self.phase.set(Phase::Queued(queued.seq));
+            let mut since = self.since.get();
+            // Reads the clock only with `stats` (and only if it did not wait outside before).
+            since.start();
+            self.since.set(since);
             None
         };
         drop(left_over);
@@ -257,6 +266,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
     /// nothing is in the way, else waits outside the tree with the task's waker.
     fn barge(&self, cx: &mut Context<'_>, now: Instant, end: Instant) -> Option<Place> {
         if now >= end {
+            self.lock.count_handoff();
             return self.enqueue(cx);
         }
         let one = matches!(self.request, Request::One { .. });
@@ -274,12 +284,21 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
             }
             Barge::Outside => {
                 self.phase.set(Phase::Outside(end));
+                self.begin_wait_at(now);
                 None
             }
             Barge::Refused => unreachable!("a request that may wait is never refused"),
         };
         drop(waker);
         place
+    }
+
+    /// The request waits from `now` on, unless it began before (feature `stats`).
+    #[inline(always)]
+    fn begin_wait_at(&self, now: Instant) {
+        let mut since = self.since.get();
+        since.start_at(now);
+        self.since.set(since);
     }
 
     /// A later poll of a request waiting outside the tree (barging locks): tries again once
@@ -394,8 +413,9 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
                 }
                 (Request::Set(_), _) => {}
             },
-            Phase::Start | Phase::Done => {}
+            Phase::Start | Phase::Done => return,
         }
+        self.lock.count_wait(self.since.get(), false);
     }
 }
 

@@ -22,6 +22,7 @@ mod guard;
 mod queue;
 mod requester;
 mod set;
+mod stats;
 mod wait;
 
 use core::fmt;
@@ -40,6 +41,8 @@ use queue::{State, SLOTS};
 pub(crate) use requester::Requester;
 pub(crate) use set::{AcquireSet, HeldSet};
 pub use set::{ArcRangeSetGuard, OwnedSetFuture, RangeSet, RangeSetGuard, SetFuture};
+#[cfg(feature = "stats")]
+pub use stats::{LockStats, WaitHistogram};
 #[cfg(feature = "deadlock_detection")]
 pub(crate) use wait::NodeRef;
 pub(crate) use wait::{Mode, Part};
@@ -236,6 +239,9 @@ pub struct RangeRwLock {
     /// Barging: the hand-off deadline in nanoseconds; 0 for strict FIFO.
     handoff_nanos: u64,
     parker: Parker,
+    /// Feature `stats`: the counters.
+    #[cfg(feature = "stats")]
+    stats: stats::Stats,
 }
 
 // SAFETY: the slots are the only fields without their own synchronisation, and a thread reads
@@ -268,6 +274,8 @@ impl RangeRwLock {
             state: OwnLine(Mutex::new(None)),
             handoff_nanos: 0,
             parker: Parker::new(),
+            #[cfg(feature = "stats")]
+            stats: stats::Stats::new(),
         }
     }
 
@@ -281,6 +289,8 @@ impl RangeRwLock {
             state: OwnLine(Mutex::new(None)),
             handoff_nanos: 0,
             parker: Parker::new(),
+            #[cfg(feature = "stats")]
+            stats: stats::Stats::new(),
         }
     }
 

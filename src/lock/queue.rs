@@ -117,6 +117,12 @@ pub(crate) struct State {
     /// taken: a lock moves only while nothing borrows it).
     #[cfg(feature = "deadlock_detection")]
     pub(crate) lock_id: usize,
+    /// Feature `stats`: requests granted through the tree (not moved there).
+    #[cfg(feature = "stats")]
+    pub(crate) granted: u64,
+    /// Feature `stats`: requests granted while a conflicting one waited outside the tree.
+    #[cfg(feature = "stats")]
+    pub(crate) passed: u64,
 }
 
 impl State {
@@ -131,6 +137,10 @@ impl State {
             slot_seq: [NO_SEQ; SLOTS],
             #[cfg(feature = "deadlock_detection")]
             lock_id: 0,
+            #[cfg(feature = "stats")]
+            granted: 0,
+            #[cfg(feature = "stats")]
+            passed: 0,
         }
     }
 
@@ -210,6 +220,8 @@ impl State {
         }
         self.next_seq += 1;
         self.requests += 1;
+        #[cfg(feature = "stats")]
+        self.count_grant(parts);
         Ok(seq)
     }
 
@@ -235,6 +247,8 @@ impl State {
             self.waiting += 1;
             Some(NodeRef::new(node))
         } else {
+            #[cfg(feature = "stats")]
+            self.count_grant(parts);
             None
         };
         let multi = parts.len() > 1;
@@ -370,6 +384,8 @@ impl State {
             return; // nobody counts anything
         }
         let waiting = &mut self.waiting;
+        #[cfg(feature = "stats")]
+        let granted = &mut self.granted;
         // The waiters' records in the deadlock detector's registry, changed as their counts.
         #[cfg(feature = "deadlock_detection")]
         let mut edit = crate::deadlock::Edit::new();
@@ -393,6 +409,10 @@ impl State {
             let _ = at;
             if count == 1 {
                 *waiting -= 1;
+                #[cfg(feature = "stats")]
+                {
+                    *granted += 1;
+                }
                 if !entry.multi() {
                     entry.node = None;
                 }
@@ -497,6 +517,24 @@ impl State {
             NodeRef::new(node),
             crate::deadlock::WaitRecord::new(self.lock_id, seq, parts, who, blockers),
         );
+    }
+}
+
+/// Feature `stats`.
+#[cfg(feature = "stats")]
+impl State {
+    /// A request for `parts` is granted at once.
+    fn count_grant(&mut self, parts: &[Part]) {
+        self.granted += 1;
+        self.count_pass(parts);
+    }
+
+    /// A request for `parts` is granted: it passed a request waiting outside the tree if one
+    /// conflicts with it.
+    pub(crate) fn count_pass(&mut self, parts: &[Part]) {
+        if self.outside.any_conflict(parts) {
+            self.passed += 1;
+        }
     }
 }
 

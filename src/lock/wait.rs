@@ -286,6 +286,27 @@ impl Outside {
         self.len
     }
 
+    /// Whether a notified request has not come back yet.
+    pub(crate) fn any_notified(&self) -> bool {
+        !self.notified.is_empty()
+    }
+
+    /// Under the internal mutex, feature `stats`: whether a request waiting outside the tree
+    /// (listed, or notified and not back) conflicts with `parts`. A request is known by its
+    /// ranges' address: a node whose ranges are `parts` (the caller's own) does not count.
+    #[cfg(feature = "stats")]
+    pub(crate) fn any_conflict(&self, parts: &[Part]) -> bool {
+        let waiting = self.list.iter().chain(self.notified.iter());
+        let others = waiting.filter(|node| !core::ptr::eq(node.parts(), parts));
+        others.into_iter().any(|node| {
+            node.parts().iter().any(|l| {
+                parts
+                    .iter()
+                    .any(|p| p.start <= l.last && l.start <= p.last && p.mode.conflicts(l.mode))
+            })
+        })
+    }
+
     /// Under the internal mutex: adds `node` (in no list, `WAITING`) for `parts`.
     pub(crate) fn push(&mut self, node: &WaitNode, parts: &[Part]) {
         debug_assert_eq!(node.state.load(Ordering::Relaxed), WAITING);
