@@ -20,7 +20,7 @@
 //! use std::thread;
 //! use std::time::Duration;
 //!
-//! static LOCK: RangeRwLock = RangeRwLock::new();
+//! static LOCK: RangeRwLock = RangeRwLock::fifo();
 //!
 //! thread::spawn(|| {
 //!     let _held = LOCK.write(0..=2);

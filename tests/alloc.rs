@@ -78,7 +78,10 @@ fn the_counter_sees_the_tree_grow() {
 }
 
 #[test]
-#[cfg_attr(feature = "deadlock_detection", ignore = "the deadlock detector records each wait")]
+#[cfg_attr(
+    feature = "deadlock_detection",
+    ignore = "the deadlock detector records each wait"
+)]
 fn contended_acquire_release_and_wake_allocate_nothing_after_warm_up() {
     const THREADS: usize = 4;
     let lock = RangeRwLock::new();
@@ -138,7 +141,10 @@ impl std::task::Wake for Noop {
 }
 
 #[test]
-#[cfg_attr(feature = "deadlock_detection", ignore = "the deadlock detector records each wait")]
+#[cfg_attr(
+    feature = "deadlock_detection",
+    ignore = "the deadlock detector records each wait"
+)]
 fn async_owned_and_set_requests_allocate_nothing_after_warm_up() {
     use std::future::Future;
     use std::task::{Context, Poll};
@@ -173,7 +179,10 @@ fn async_owned_and_set_requests_allocate_nothing_after_warm_up() {
 }
 
 #[test]
-#[cfg_attr(feature = "deadlock_detection", ignore = "the deadlock detector records each wait")]
+#[cfg_attr(
+    feature = "deadlock_detection",
+    ignore = "the deadlock detector records each wait"
+)]
 fn timed_owned_and_owned_set_requests_allocate_nothing_after_warm_up() {
     use rangelock::RangeSet;
     use std::future::Future;
@@ -220,7 +229,10 @@ fn timed_owned_and_owned_set_requests_allocate_nothing_after_warm_up() {
 }
 
 #[test]
-#[cfg_attr(feature = "deadlock_detection", ignore = "the deadlock detector records each wait")]
+#[cfg_attr(
+    feature = "deadlock_detection",
+    ignore = "the deadlock detector records each wait"
+)]
 fn slice_set_requests_allocate_nothing_after_warm_up() {
     use rangelock::{RangeSet, SliceRwLock};
     use std::future::Future;

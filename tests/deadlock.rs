@@ -51,11 +51,11 @@ fn until_taken(lock: &RangeRwLock, range: std::ops::RangeInclusive<u64>) {
 }
 
 /// The example: one thread holds 0..=2; a second asks for 0..=3 and queues; the first
-/// then asks for 3..=5 and queues behind the second. (On `RangeRwLock::new()`; a barging lock
+/// then asks for 3..=5 and queues behind the second. (On a strict FIFO lock; a barging lock
 /// finds it too, one hand-off time later, once the second request has queued.)
 #[test]
 fn the_ascending_order_example_is_one_cycle_of_two_threads() {
-    let lock: &'static RangeRwLock = Box::leak(Box::new(RangeRwLock::new()));
+    let lock: &'static RangeRwLock = Box::leak(Box::new(RangeRwLock::fifo()));
     let (first_id, second_id) = (mpsc::channel(), mpsc::channel());
     thread::spawn(move || {
         first_id.0.send(thread::current().id()).unwrap();
