@@ -30,6 +30,12 @@
 //!   it longer); `parking_lot` write-locks the whole, so its sleeps run one at a time. Ten flat
 //!   samples (every sample the same iteration count) over a short measurement.
 //!
+//! - `features/{uncontended_write,uncontended_read,held_100_write}`: `uncontended/*` and
+//!   `held_100/write` for `rangelock` only, with the benchmark named after the crate's features
+//!   in this build (`default`, `deadlock_detection`, `stats`), so that one run per build puts
+//!   them side by side: `cargo bench -p rangelock-benches --bench lock -- features/`, then the
+//!   same with `--features deadlock_detection` and with `--features stats`.
+//!
 //! Multi-threaded groups use `iter_custom`: each sample spawns its threads, which line up on
 //! a barrier and each run `iters` lock/unlock pairs; the sample's time is the wall time from
 //! the first thread leaving the barrier to the last thread finishing. Throughput is one element
@@ -433,6 +439,46 @@ fn held(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. The cost of the diagnostic features, one build at a time.
+
+/// The features of `rangelock` in this build (forwarded by this package's own features).
+const BUILD: &str = if cfg!(all(feature = "deadlock_detection", feature = "stats")) {
+    "deadlock_detection+stats"
+} else if cfg!(feature = "deadlock_detection") {
+    "deadlock_detection"
+} else if cfg!(feature = "stats") {
+    "stats"
+} else {
+    "default"
+};
+
+fn features(c: &mut Criterion) {
+    let range = page_at(0);
+    let lock = RangeRwLock::new();
+    let mut g = c.benchmark_group("features/uncontended_write");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BUILD, |b| {
+        b.iter(|| drop(black_box(lock.write(black_box(range.clone())))));
+    });
+    g.finish();
+    let mut g = c.benchmark_group("features/uncontended_read");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BUILD, |b| {
+        b.iter(|| drop(black_box(lock.read(black_box(range.clone())))));
+    });
+    g.finish();
+    let probe = probe_range(100);
+    let held: Vec<_> = (0..100).map(|i| lock.read(held_range(i))).collect();
+    let mut g = c.benchmark_group("features/held_100_write");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BUILD, |b| {
+        b.iter(|| drop(black_box(lock.write(black_box(probe.clone())))));
+    });
+    g.finish();
+    drop(held);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Two threads, disjoint ranges, ~1 µs of work under the lock.
 
 fn disjoint_2threads(c: &mut Criterion) {
@@ -654,6 +700,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = uncontended, held, disjoint_2threads, hot, mixed_8threads, io_32threads
+    targets = uncontended, held, features, disjoint_2threads, hot, mixed_8threads, io_32threads
 }
 criterion_main!(benches);
