@@ -11,10 +11,16 @@ export CARGO_TARGET_DIR="$root/target/mutants" RUSTFLAGS="--cfg rangelock_loom"
 
 caught=0 missed=0
 # mutant NAME FILE PERL-SUBSTITUTION MODEL [TEST-FILE]: apply the edit, expect MODEL (in
-# loom-tests/tests/TEST-FILE.rs, default lock) to fail.
+# loom-tests/tests/TEST-FILE.rs, default lock) to fail. The models of the diagnostics
+# (deadlock, stats) build with their feature.
 mutant() {
   local name=$1 file=$2 subst=$3 model=$4 test=${5:-lock}
   [[ -n "$only" && "$name" != *"$only"* ]] && return 0
+  local features=()
+  case $test in
+    deadlock) features=(--features deadlock_detection) ;;
+    stats) features=(--features stats) ;;
+  esac
   rm -rf "$scratch/crate" && mkdir "$scratch/crate"
   (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$scratch/crate")
   local before
@@ -23,15 +29,15 @@ mutant() {
   if [[ "$before" == "$(sha1sum "$scratch/crate/$file")" ]]; then
     echo "mutant $name: the edit did not apply (the code moved?)"; exit 2
   fi
-  if ! (cd "$scratch/crate" && cargo build -q -p loom-tests --release --tests >"$scratch/out" 2>&1); then
+  if ! (cd "$scratch/crate" && cargo build -q -p loom-tests --release --tests ${features[@]+"${features[@]}"} >"$scratch/out" 2>&1); then
     echo "mutant $name does not compile:"; tail -20 "$scratch/out"; exit 2
   fi
-  if (cd "$scratch/crate" && timeout 600 cargo test -q -p loom-tests --release --test "$test" "$model" >"$scratch/out" 2>&1); then
+  if (cd "$scratch/crate" && timeout 600 cargo test -q -p loom-tests --release ${features[@]+"${features[@]}"} --test "$test" "$model" >"$scratch/out" 2>&1); then
     echo "MISSED  $name: $model still passes"; missed=$((missed + 1))
   else
     local why
     cp "$scratch/out" "$root/target/mutants/last-$name.log"
-    if why=$(grep -m1 -oE "deadlock|Causality violation[^.]*|stale data[^\n]{0,40}|assertion [^\n]{0,50}" "$scratch/out"); then
+    if why=$(grep -m1 -oE "deadlock; threads|a false cycle|Causality violation[^.]*|stale data[^\n]{0,40}|assertion [^\n]{0,50}" "$scratch/out"); then
       echo "caught  $name: $model fails ($why)"; caught=$((caught + 1))
     else
       echo "MISSED  $name: $model failed for another reason (target/mutants/last-$name.log)"; missed=$((missed + 1))
@@ -120,6 +126,22 @@ mutant truncate-end-relaxed src/mm/read.rs \
 mutant write-fault-reserves-unlocked src/mm/mapping.rs \
   's/(\n(\s*)if let \(Access::Read, Some\(page\)\) = \(access, &cached\) \{)/\n${2}if access == Access::Write { self.backing.reserve(\&mut core::iter::once(index))?; }$1/' \
   a_write_fault_racing_a_truncate_leaves_no_block_past_the_end mm
+
+mutant grant-leaves-its-record src/deadlock.rs \
+  's/if granted \{\n(\s*)waits.remove\(&node.addr\(\)\);\n(\s*)return;/if granted {\n${1}return;/' \
+  a_grant_racing_the_snapshot_makes_no_false_cycle deadlock
+
+mutant moved-holder-loses-its-owner src/lock/fast.rs \
+  's/state.insert_held\(Part \{ start, last, mode \}, seq, who\)/state.insert_held(Part { start, last, mode }, seq, { let _ = who; Requester::NOBODY })/' \
+  a_cycle_closing_while_the_detector_looks_is_seen_whole_or_not_at_all deadlock
+
+mutant fast-grant-counted-outside-the-table src/lock/fast.rs \
+  's/self.count_fast_grant\(\);\n(\s*)(let writer_bit = if mode == Mode::Write \{ writer\(0\) \} else \{ 0 \};)\n(\s*)(self.unlock_slots\(word \| occupied\(0\) \| writer_bit\);)/$2\n$3$4\n${3}self.count_fast_grant();/' \
+  fast_path_grants_racing_each_other_are_all_counted stats
+
+mutant queued-grant-uncounted src/lock/queue.rs \
+  's/\*granted \+= 1;/let _ = \&granted;/' \
+  a_request_racing_a_release_is_counted_once stats
 
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]
