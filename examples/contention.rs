@@ -21,6 +21,12 @@
 //! `--backing file` runs them over a real file (`FileBacking`, in `target/contention/`)
 //! instead of the simulated device; the simulated IO latency then does not apply.
 //!
+//! Built with `--features stats`, it also prints the range lock's own statistics for each
+//! workload beside the table (`RangeRwLock::stats()`: acquisitions, how many waited, and for
+//! how long), from the run with the median throughput:
+//!
+//!     cargo run --release --example contention --features stats
+//!
 //! Each workload runs `--runs` times (default 3) for `--duration` seconds (default 1) per lock;
 //! the locks take turns, so that a load that comes and goes on the machine falls on all of them.
 //! Prints throughput, p50 and p99 operation latency and the ratios of the range lock to the
@@ -851,7 +857,7 @@ fn escape(s: &str) -> String {
 /// after the same other one.
 fn run_all<B: Make>(w: Workload, threads: usize, config: &Config) -> Vec<Vec<Outcome>> {
     let runs: [fn(Workload, usize, &Config) -> Outcome; 4] = [
-        run::<RangeRwLock, B>,
+        run::<RangeRow, B>,
         run::<WholeRwSem, B>,
         run::<std::sync::RwLock<()>, B>,
         run::<Unlocked, B>,
@@ -865,11 +871,89 @@ fn run_all<B: Make>(w: Workload, threads: usize, config: &Config) -> Vec<Vec<Out
             let i = (round + k) % LOCKS.len();
             eprint!("  {:<12}", LOCKS[i].0);
             let o = runs[i](w, threads, config);
+            #[cfg(feature = "stats")]
+            if i == 0 {
+                lock_stats::record(w, &o);
+            }
             eprintln!(" {}", rate(o.throughput()));
             outcomes[i].push(o);
         }
     }
     outcomes
+}
+
+/// The lock of the `RangeRwLock` row.
+#[cfg(not(feature = "stats"))]
+type RangeRow = RangeRwLock;
+#[cfg(feature = "stats")]
+type RangeRow = lock_stats::Counted;
+
+/// With `--features stats`: the range lock's statistics of each run.
+#[cfg(feature = "stats")]
+mod lock_stats {
+    use super::{Config, InvalidateLock, Outcome, RangeRwLock, Workload};
+    use rangelock::{LockStats, RangeReadGuard, RangeWriteGuard};
+    use std::ops::RangeInclusive;
+    use std::sync::{Arc, Mutex};
+
+    /// The range lock, behind an `Arc` that the demo keeps too, so that it can read the lock's
+    /// statistics after the run (the address space owns its lock).
+    pub struct Counted(Arc<RangeRwLock>);
+
+    /// The lock of the latest space, and what each run of the range lock recorded.
+    static LATEST: Mutex<Option<Arc<RangeRwLock>>> = Mutex::new(None);
+    static RUNS: Mutex<Vec<(Workload, f64, LockStats)>> = Mutex::new(Vec::new());
+
+    impl Default for Counted {
+        fn default() -> Self {
+            let lock = Arc::new(RangeRwLock::default());
+            *LATEST.lock().unwrap() = Some(lock.clone());
+            Counted(lock)
+        }
+    }
+
+    impl InvalidateLock for Counted {
+        type Shared<'a> = RangeReadGuard<'a>;
+        type Exclusive<'a> = RangeWriteGuard<'a>;
+
+        fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<'_> {
+            self.0.read(pages)
+        }
+        fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> RangeWriteGuard<'_> {
+            self.0.write(pages)
+        }
+        fn try_lock_shared(&self, pages: RangeInclusive<u64>) -> Option<RangeReadGuard<'_>> {
+            self.0.try_read(pages)
+        }
+        fn try_lock_exclusive(&self, pages: RangeInclusive<u64>) -> Option<RangeWriteGuard<'_>> {
+            self.0.try_write(pages)
+        }
+    }
+
+    /// After a run of the range lock on `w`: keeps its lock's statistics.
+    pub fn record(w: Workload, outcome: &Outcome) {
+        if let Some(lock) = LATEST.lock().unwrap().take() {
+            RUNS.lock()
+                .unwrap()
+                .push((w, outcome.throughput(), lock.stats()));
+        }
+    }
+
+    /// Prints, for each workload, the statistics of its run with the median throughput.
+    pub fn print(config: &Config) {
+        let runs = RUNS.lock().unwrap();
+        println!("RangeRwLock statistics (feature stats), from the median run of each workload:");
+        for &w in &config.workloads {
+            let mut mine: Vec<&(Workload, f64, LockStats)> =
+                runs.iter().filter(|(rw, ..)| *rw == w).collect();
+            mine.sort_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((_, _, stats)) = mine.get(mine.len() / 2) {
+                let text = stats.to_string().replace('\n', "\n    ");
+                println!("({}) {text}", w.letter());
+            }
+        }
+        println!();
+    }
 }
 
 fn main() {
@@ -901,6 +985,8 @@ fn main() {
     }
     let md = table(&rows, &config);
     println!("\n{md}");
+    #[cfg(feature = "stats")]
+    lock_stats::print(&config);
     for row in &rows {
         let core_use: Vec<f64> = (0..LOCKS.len())
             .map(|i| row.spread(i, |o| o.cores).median)
