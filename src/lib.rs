@@ -123,10 +123,88 @@
 //! | cost while requests conflict | one atomic | a short critical section and a tree insert |
 //!
 //! Like `RwLock`, it is not reentrant: a thread that requests a range conflicting with one it
-//! holds deadlocks. Unlike it, a thread that holds one range and requests another can deadlock
-//! even when the two are disjoint and taken in ascending order (a conflicting request that
-//! arrived in between queues ahead of the second one); lock several ranges as one
-//! [`RangeSet`] instead.
+//! holds deadlocks (with the `deadlock_detection` feature it panics at once instead). Unlike
+//! it, a thread that holds one range and requests another can deadlock even when the two are
+//! disjoint and taken in ascending order (a conflicting request that arrived in between queues
+//! ahead of the second one); lock several ranges as one [`RangeSet`] instead. The next section
+//! shows how to find such a deadlock.
+//!
+//! # Debugging a hang
+//!
+//! Range locks hang in ways plain locks do not: a request waits for every conflicting request
+//! ahead of it, granted *or waiting*, so a thread that holds `0..=2` and then asks for `3..=5`
+//! waits for ever behind a request for `0..=3` that arrived in between and waits for it. To
+//! find such a cycle:
+//!
+//! 1. Build with the `deadlock_detection` feature (off by default, and free when off):
+//!    `rangelock = { version = "0.1", features = ["deadlock_detection"] }`.
+//! 2. Run a watchdog thread that calls `rangelock::deadlock::check_deadlock()` every few
+//!    seconds. It returns each cycle of threads (and async tasks) that wait for each other on
+//!    range locks, across one lock or several, as `parking_lot`'s function of the same name
+//!    does.
+//! 3. Read the report: each member of a cycle prints the range it waits for and on which lock,
+//!    the request ahead of it that it waits behind and whose that is, and the ranges it holds,
+//!    each with the source location where it was requested.
+//!
+//! ```
+//! # #[cfg(feature = "deadlock_detection")] {
+//! use rangelock::RangeRwLock;
+//! use std::thread;
+//! use std::time::Duration;
+//!
+//! static LOCK: RangeRwLock = RangeRwLock::fifo();
+//!
+//! // Thread 1 holds 0..=2, then asks for 3..=5 once thread 2's request for 0..=3 is queued
+//! // (until then, a `try_` request for 3 succeeds).
+//! thread::spawn(|| {
+//!     let _held = LOCK.write(0..=2);
+//!     while let Some(g) = LOCK.try_read(3..=3) {
+//!         drop(g);
+//!         thread::yield_now();
+//!     }
+//!     let _more = LOCK.write(3..=5);
+//! });
+//! thread::spawn(|| {
+//!     while !LOCK.is_locked(0..=2) {
+//!         thread::yield_now();
+//!     }
+//!     drop(LOCK.write(0..=3));
+//! });
+//!
+//! // The watchdog.
+//! let cycle = loop {
+//!     if let Some(cycle) = rangelock::deadlock::check_deadlock().pop() {
+//!         break cycle;
+//!     }
+//!     thread::sleep(Duration::from_millis(10));
+//! };
+//! for thread in &cycle {
+//!     eprintln!("{thread}");
+//! }
+//! assert_eq!(cycle.len(), 2);
+//! # }
+//! ```
+//!
+//! which prints
+//!
+//! ```text
+//! thread ThreadId(3) waits for write 0..=3 on lock 0x55d4c8d2e0c0 (requested at src/main.rs:18:10)
+//!   behind write 0..=2 that thread ThreadId(2) holds (taken at src/main.rs:10:23)
+//! thread ThreadId(2) waits for write 3..=5 on lock 0x55d4c8d2e0c0 (requested at src/main.rs:15:22)
+//!   behind write 0..=3 that thread ThreadId(3) waits for (requested at src/main.rs:18:10)
+//!   and holds write 0..=2 on lock 0x55d4c8d2e0c0 (taken at src/main.rs:10:23)
+//! ```
+//!
+//! The fix is to take both ranges as one request, `LOCK.lock_set(&RangeSet::new().write(0..=2)
+//! .write(3..=5))`, or to release the first before asking for the second. With the feature on,
+//! a thread that requests a range conflicting with one it already holds on the same lock
+//! panics at once, naming both. The `rangelock::deadlock` module docs say what is tracked
+//! (threads, tasks, sets, barging and timed requests) and what it costs.
+//!
+//! If the lock is slow rather than stuck, the `stats` feature counts, per lock, the
+//! acquisitions, how many had to wait, for how long (total, longest, a histogram), and for a
+//! barging lock how often requests passed waiting ones: `lock.stats()`, printed beside the
+//! table by `cargo run --release --example contention --features stats`.
 //!
 //! # Performance
 //!

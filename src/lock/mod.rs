@@ -193,7 +193,8 @@ impl Slot {
 ///   `2..4` that arrived in between, which waits for `0..3`. To hold several ranges, lock
 ///   them as one request with a [`RangeSet`] ([`lock_set`](Self::lock_set)). Requesting a
 ///   range that conflicts with one the thread holds deadlocks at once, as with any
-///   non-reentrant lock.
+///   non-reentrant lock. The `deadlock_detection` feature finds both kinds (see the crate
+///   docs' "Debugging a hang").
 /// - Async code uses [`read_async`](Self::read_async) / [`write_async`](Self::write_async)
 ///   (and [`lock_set_async`](Self::lock_set_async)), which queue in the same FIFO without
 ///   blocking the executor; the blocking methods must not be called from async tasks that
