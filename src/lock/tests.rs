@@ -486,3 +486,14 @@ fn fifo_never_lets_a_reader_pass_a_waiting_writer() {
         assert!(!lock.is_locked(..));
     }
 }
+
+/// A lock is two cache lines (the fast path's, and the internal mutex's), a guard three words
+/// and a tree entry 16 bytes: the diagnostic features add nothing to them when they are off.
+#[test]
+#[cfg(not(any(feature = "deadlock_detection", feature = "stats")))]
+fn the_lock_its_guards_and_its_entries_keep_their_size_without_the_diagnostics() {
+    use core::mem::size_of;
+    assert_eq!(size_of::<RangeRwLock>(), 128);
+    assert_eq!(size_of::<RangeWriteGuard<'_>>(), 32);
+    assert_eq!(size_of::<queue::Entry>(), 16);
+}
