@@ -240,9 +240,14 @@ pub struct RangeRwLock {
     /// Barging: the hand-off deadline in nanoseconds; 0 for strict FIFO.
     handoff_nanos: u64,
     parker: Parker,
-    /// Feature `stats`: the counters.
+    /// Feature `stats`: fast-path grants, changed only by the owner of the slot table (beside
+    /// the word and the slots, on the fast path's cache line).
     #[cfg(feature = "stats")]
-    stats: stats::Stats,
+    fast_grants: AtomicU64,
+    /// Feature `stats`: the other counters, on cache lines of their own (only waiting requests
+    /// write them).
+    #[cfg(feature = "stats")]
+    stats: OwnLine<stats::Stats>,
 }
 
 // SAFETY: the slots are the only fields without their own synchronisation, and a thread reads
@@ -276,7 +281,9 @@ impl RangeRwLock {
             handoff_nanos: 0,
             parker: Parker::new(),
             #[cfg(feature = "stats")]
-            stats: stats::Stats::new(),
+            fast_grants: AtomicU64::new(0),
+            #[cfg(feature = "stats")]
+            stats: OwnLine(stats::Stats::new()),
         }
     }
 
@@ -291,7 +298,9 @@ impl RangeRwLock {
             handoff_nanos: 0,
             parker: Parker::new(),
             #[cfg(feature = "stats")]
-            stats: stats::Stats::new(),
+            fast_grants: AtomicU64::new(0),
+            #[cfg(feature = "stats")]
+            stats: OwnLine(stats::Stats::new()),
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use super::RangeRwLock;
 #[cfg(feature = "stats")]
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::sync::Ordering::Relaxed;
 
 /// When a request began to wait, if it has: an `Instant` with the `stats` feature, nothing
 /// without it.
@@ -65,8 +65,8 @@ impl RangeRwLock {
         #[cfg(feature = "stats")]
         {
             // Only the owner of the slot table writes it: no read-modify-write needed.
-            let n = self.stats.fast.load(Relaxed);
-            self.stats.fast.store(n + 1, Relaxed);
+            let n = self.fast_grants.load(Relaxed);
+            self.fast_grants.store(n + 1, Relaxed);
         }
     }
 
@@ -90,12 +90,11 @@ impl RangeRwLock {
     }
 }
 
-/// The counters of a lock (feature `stats`).
+/// The counters of a lock (feature `stats`) but its fast-path grants (`fast_grants`, a loom
+/// atomic beside the lock's word, so that the models check that only the owner of the slot
+/// table changes it).
 #[cfg(feature = "stats")]
 pub(crate) struct Stats {
-    /// Fast-path grants; changed only by the owner of the slot table (a loom atomic, so that
-    /// the models check that rule).
-    fast: AtomicU64,
     contended: StdAtomicU64,
     gave_up: StdAtomicU64,
     wait_total: StdAtomicU64,
@@ -109,7 +108,6 @@ impl Stats {
     #[cfg(not(rangelock_loom))]
     pub(crate) const fn new() -> Self {
         Stats {
-            fast: AtomicU64::new(0),
             contended: StdAtomicU64::new(0),
             gave_up: StdAtomicU64::new(0),
             wait_total: StdAtomicU64::new(0),
@@ -122,7 +120,6 @@ impl Stats {
     #[cfg(rangelock_loom)]
     pub(crate) fn new() -> Self {
         Stats {
-            fast: AtomicU64::new(0),
             contended: StdAtomicU64::new(0),
             gave_up: StdAtomicU64::new(0),
             wait_total: StdAtomicU64::new(0),
@@ -193,7 +190,7 @@ impl RangeRwLock {
             *count = counter.load(Relaxed);
         }
         LockStats {
-            acquisitions: s.fast.load(Relaxed) + granted,
+            acquisitions: self.fast_grants.load(Relaxed) + granted,
             contended: s.contended.load(Relaxed),
             gave_up: s.gave_up.load(Relaxed),
             wait_total: Duration::from_nanos(s.wait_total.load(Relaxed)),
@@ -220,7 +217,7 @@ impl RangeRwLock {
             state.passed = 0;
         }
         // Under the mutex the lock stays in its mode; in fast mode the slot table is taken.
-        self.with_fast_path_stopped(|| self.stats.fast.store(0, Relaxed));
+        self.with_fast_path_stopped(|| self.fast_grants.store(0, Relaxed));
         drop(state);
         let s = &self.stats;
         for counter in [
