@@ -46,7 +46,7 @@ mutant() {
 }
 only=${1:-}
 
-mutant readers-conflict src/lock/queue.rs \
+mutant readers-conflict src/lock/wait.rs \
   's/self == Mode::Write \|\| other == Mode::Write/true/' \
   two_readers_share_an_overlapping_range
 mutant writer-ignores-slot-readers src/lock/fast.rs \
@@ -89,7 +89,7 @@ mutant dropped-future-keeps-its-grant src/lock/future.rs \
   's/if self.lock.give_up\(&self.node\) \{/if self.lock.give_up(\&self.node) \&\& false {/' \
   a_pending_future_dropped_while_a_release_grants_it future
 mutant stale-waker src/lock/future.rs \
-  's/(if self.node.state\(\) == super::wait::WAITING \{\n\s*)self.node.set_waker\(cx.waker\(\)\);/$1/' \
+  's/left_over = self.node.set_waker\(waker\);\n(\s*)\}\n(\s*)drop\(left_over\);\n(\s*)true/left_over = Some(waker);\n$1}\n${2}drop(left_over);\n${3}true/' \
   a_waker_replaced_while_a_grant_races future
 mutant slot-release-relaxed src/lock/fast.rs \
   's/word & !\(occupied\(i\) \| writer\(i\)\),\n(\s*)Ordering::Release,/word \& !(occupied(i) | writer(i)),\n$1Ordering::Relaxed,/' \
