@@ -1,8 +1,9 @@
 //! `RangeRwLock`: the documented type and its blocking API.
 //!
 //! The pieces form layers; each file uses only those below it:
-//! - `requester.rs`, at the bottom: who made a request and where (read by the deadlock
-//!   detector; empty without the `deadlock_detection` feature);
+//! - at the bottom, `requester.rs`: who made a request and where (read by the deadlock
+//!   detector; empty without the `deadlock_detection` feature), and `stats.rs`: the contention
+//!   counters and the hooks that keep them (empty without the `stats` feature);
 //! - `wait.rs`: the shape of a request (`Mode`, `Part`), the node a waiting
 //!   request owns, and the wake list that grants it after the internal mutex is released;
 //! - `queue.rs`: the FIFO accounting over the interval tree that takes over when requests
@@ -33,6 +34,8 @@ use std::time::{Duration, Instant};
 use crate::range::Span;
 use crate::sync::{AtomicU64, Mutex, Parker, UnsafeCell};
 
+#[cfg(feature = "stats")]
+use crate::sync::Ordering;
 pub(crate) use future::Acquire;
 pub use future::{OwnedReadFuture, OwnedWriteFuture, ReadFuture, WriteFuture};
 pub(crate) use guard::Held;
@@ -583,6 +586,72 @@ impl Drop for RangeRwLock {
             true
         });
         crate::deadlock::forget(nodes.into_iter());
+    }
+}
+
+/// Contention statistics (feature `stats`; the counters are in `stats.rs`).
+#[cfg(feature = "stats")]
+impl RangeRwLock {
+    /// The lock's contention statistics since it was created (or since
+    /// [`reset_stats`](Self::reset_stats)): acquisitions, how many had to wait and for how
+    /// long, and for a barging lock how often requests passed waiting ones. Feature `stats`.
+    ///
+    /// Counted: every granted request for a non-empty range or set, blocking, `try_`, timed or
+    /// async. A request *waited* if it was not granted at its first attempt (it spun, waited
+    /// outside the queue of a barging lock, or queued); its wait runs from then until its
+    /// thread (or task) saw the grant. The figures are read one by one while the lock is in
+    /// use, so they may be a few requests apart from each other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = rangelock::RangeRwLock::new();
+    /// std::thread::scope(|s| {
+    ///     let held = lock.write(0..10);
+    ///     let waiter = s.spawn(|| drop(lock.write(5..6)));
+    ///     while lock.waiting() == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     std::thread::sleep(Duration::from_millis(5));
+    ///     drop(held);
+    ///     waiter.join().unwrap();
+    /// });
+    /// let stats = lock.stats();
+    /// assert_eq!(stats.acquisitions, 2);
+    /// assert_eq!(stats.contended, 1);
+    /// assert!(stats.wait_max >= Duration::from_millis(5));
+    /// println!("{stats}");
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> LockStats {
+        let (granted, passed) = match self.state.lock().as_deref() {
+            Some(state) => (state.granted, state.passed),
+            None => (0, 0),
+        };
+        let fast = self.fast_grants.load(Ordering::Relaxed);
+        self.stats.report(fast + granted, passed)
+    }
+
+    /// Sets every statistic back to zero. Feature `stats`.
+    ///
+    /// ```
+    /// let lock = rangelock::RangeRwLock::new();
+    /// drop(lock.read(0..1));
+    /// assert_eq!(lock.stats().acquisitions, 1);
+    /// lock.reset_stats();
+    /// assert_eq!(lock.stats().acquisitions, 0);
+    /// ```
+    pub fn reset_stats(&self) {
+        let mut state = self.state.lock();
+        if let Some(state) = state.as_deref_mut() {
+            state.granted = 0;
+            state.passed = 0;
+        }
+        // Under the mutex the lock stays in its mode; in fast mode the slot table is taken.
+        self.with_fast_path_stopped(|| self.fast_grants.store(0, Ordering::Relaxed));
+        drop(state);
+        self.stats.reset();
     }
 }
 

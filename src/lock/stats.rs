@@ -1,5 +1,5 @@
-//! Contention statistics (feature `stats`): what [`RangeRwLock::stats`] reports, and the
-//! counters behind it.
+//! Contention statistics (feature `stats`): the counters, the hooks that the layers above call
+//! to keep them, and what [`RangeRwLock::stats`] (in `mod.rs`) reports.
 //!
 //! The counts are kept where the lock already has exclusive access, so that the fast path pays
 //! no atomic read-modify-write for them: a fast-path grant adds one to a counter that only the
@@ -129,6 +129,40 @@ impl Stats {
         }
     }
 
+    /// The statistics, with `acquisitions` and `passed` (which the lock counts elsewhere).
+    pub(crate) fn report(&self, acquisitions: u64, passed: u64) -> LockStats {
+        let mut histogram = WaitHistogram {
+            counts: [0; BUCKETS],
+        };
+        for (count, counter) in histogram.counts.iter_mut().zip(&self.histogram) {
+            *count = counter.load(Relaxed);
+        }
+        LockStats {
+            acquisitions,
+            contended: self.contended.load(Relaxed),
+            gave_up: self.gave_up.load(Relaxed),
+            wait_total: Duration::from_nanos(self.wait_total.load(Relaxed)),
+            wait_max: Duration::from_nanos(self.wait_max.load(Relaxed)),
+            passed,
+            queued_at_handoff: self.queued_at_handoff.load(Relaxed),
+            wait_histogram: histogram,
+        }
+    }
+
+    /// Sets every counter here back to zero.
+    pub(crate) fn reset(&self) {
+        let counters = [
+            &self.contended,
+            &self.gave_up,
+            &self.wait_total,
+            &self.wait_max,
+            &self.queued_at_handoff,
+        ];
+        for counter in counters.into_iter().chain(&self.histogram) {
+            counter.store(0, Relaxed);
+        }
+    }
+
     #[cold]
     fn waited(&self, wait: Duration, granted: bool) {
         if !granted {
@@ -140,98 +174,6 @@ impl Stats {
         self.wait_total.fetch_add(nanos, Relaxed);
         self.wait_max.fetch_max(nanos, Relaxed);
         self.histogram[bucket(nanos)].fetch_add(1, Relaxed);
-    }
-}
-
-#[cfg(feature = "stats")]
-impl RangeRwLock {
-    /// The lock's contention statistics since it was created (or since
-    /// [`reset_stats`](Self::reset_stats)): acquisitions, how many had to wait and for how
-    /// long, and for a barging lock how often requests passed waiting ones. Feature `stats`.
-    ///
-    /// Counted: every granted request for a non-empty range or set, blocking, `try_`, timed or
-    /// async. A request *waited* if it was not granted at its first attempt (it spun, waited
-    /// outside the queue of a barging lock, or queued); its wait runs from then until its
-    /// thread (or task) saw the grant. The figures are read one by one while the lock is in
-    /// use, so they may be a few requests apart from each other.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let lock = rangelock::RangeRwLock::new();
-    /// std::thread::scope(|s| {
-    ///     let held = lock.write(0..10);
-    ///     let waiter = s.spawn(|| drop(lock.write(5..6)));
-    ///     while lock.waiting() == 0 {
-    ///         std::thread::yield_now();
-    ///     }
-    ///     std::thread::sleep(Duration::from_millis(5));
-    ///     drop(held);
-    ///     waiter.join().unwrap();
-    /// });
-    /// let stats = lock.stats();
-    /// assert_eq!(stats.acquisitions, 2);
-    /// assert_eq!(stats.contended, 1);
-    /// assert!(stats.wait_max >= Duration::from_millis(5));
-    /// println!("{stats}");
-    /// ```
-    #[must_use]
-    pub fn stats(&self) -> LockStats {
-        let (granted, passed) = match self.state.lock().as_deref() {
-            Some(state) => (state.granted, state.passed),
-            None => (0, 0),
-        };
-        let s = &self.stats;
-        let mut histogram = WaitHistogram {
-            counts: [0; BUCKETS],
-        };
-        for (count, counter) in histogram.counts.iter_mut().zip(&s.histogram) {
-            *count = counter.load(Relaxed);
-        }
-        LockStats {
-            acquisitions: self.fast_grants.load(Relaxed) + granted,
-            contended: s.contended.load(Relaxed),
-            gave_up: s.gave_up.load(Relaxed),
-            wait_total: Duration::from_nanos(s.wait_total.load(Relaxed)),
-            wait_max: Duration::from_nanos(s.wait_max.load(Relaxed)),
-            passed,
-            queued_at_handoff: s.queued_at_handoff.load(Relaxed),
-            wait_histogram: histogram,
-        }
-    }
-
-    /// Sets every statistic back to zero. Feature `stats`.
-    ///
-    /// ```
-    /// let lock = rangelock::RangeRwLock::new();
-    /// drop(lock.read(0..1));
-    /// assert_eq!(lock.stats().acquisitions, 1);
-    /// lock.reset_stats();
-    /// assert_eq!(lock.stats().acquisitions, 0);
-    /// ```
-    pub fn reset_stats(&self) {
-        let mut state = self.state.lock();
-        if let Some(state) = state.as_deref_mut() {
-            state.granted = 0;
-            state.passed = 0;
-        }
-        // Under the mutex the lock stays in its mode; in fast mode the slot table is taken.
-        self.with_fast_path_stopped(|| self.fast_grants.store(0, Relaxed));
-        drop(state);
-        let s = &self.stats;
-        for counter in [
-            &s.contended,
-            &s.gave_up,
-            &s.wait_total,
-            &s.wait_max,
-            &s.queued_at_handoff,
-        ]
-        .into_iter()
-        .chain(&s.histogram)
-        {
-            counter.store(0, Relaxed);
-        }
     }
 }
 
