@@ -45,7 +45,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Barrier, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -144,43 +144,9 @@ impl Drop for NaiveGuard<'_> {
 // ---------------------------------------------------------------------------------------------
 // A strictly FIFO ticket lock, the reference row of the hot groups.
 
-/// Take a ticket, wait until it is served, serve the next on release: grants go strictly in
-/// arrival order. A waiter spins briefly then yields, as [`range_lock_acquire`] does.
-struct TicketLock {
-    next: AtomicU64,
-    serving: AtomicU64,
-}
-
-struct TicketGuard<'a>(&'a TicketLock);
-
-impl TicketLock {
-    fn new() -> Self {
-        TicketLock {
-            next: AtomicU64::new(0),
-            serving: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> TicketGuard<'_> {
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut tries = 0u32;
-        while self.serving.load(Ordering::Acquire) != ticket {
-            tries += 1;
-            if tries < 64 {
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
-        TicketGuard(self)
-    }
-}
-
-impl Drop for TicketGuard<'_> {
-    fn drop(&mut self) {
-        self.0.serving.fetch_add(1, Ordering::Release);
-    }
-}
+#[path = "ticket.rs"]
+mod ticket;
+use ticket::TicketLock;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.

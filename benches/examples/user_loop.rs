@@ -78,7 +78,7 @@
 use std::hint::black_box;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -186,45 +186,10 @@ impl RangeLockUnderTest for parking_lot::RwLock<()> {
     }
 }
 
-/// Take a ticket, wait until it is served, serve the next on release: grants go strictly in
-/// arrival order. A waiter spins briefly, then yields. The bench's reference lock.
-struct TicketLock {
-    next: AtomicU64,
-    serving: AtomicU64,
-}
+#[path = "../ticket.rs"]
+mod ticket;
+use ticket::{TicketGuard, TicketLock};
 
-struct TicketGuard<'a>(&'a TicketLock);
-
-impl Drop for TicketGuard<'_> {
-    fn drop(&mut self) {
-        self.0.serving.fetch_add(1, Ordering::Release);
-    }
-}
-
-impl TicketLock {
-    fn new() -> Self {
-        TicketLock {
-            next: AtomicU64::new(0),
-            serving: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> TicketGuard<'_> {
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut tries = 0u32;
-        while self.serving.load(Ordering::Acquire) != ticket {
-            tries += 1;
-            if tries < 64 {
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
-        TicketGuard(self)
-    }
-}
-
-/// Exclusive over everything: the range is ignored.
 impl RangeLockUnderTest for TicketLock {
     const SHARED_READS: bool = false;
     type WriteGuard<'a> = TicketGuard<'a>;
