@@ -179,15 +179,22 @@ impl RangeRwLock {
                     Fast::Conflict | Fast::Busy => {}
                 }
             }
-            // The clock is read only by a request that waits.
-            let now = Instant::now();
-            let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
-            if now >= end {
-                notified.back();
-                self.count_handoff();
-                return self.acquire_parts(parts, wait, who, since).map(Place::Tree);
+            // The clock is read only by a request that waits. An untimed request's first try
+            // (through the tree, say, with ranges held elsewhere) takes its ranges without it,
+            // and starts its window only if it has to wait outside.
+            let mut now = (window.is_some() || wait.deadline().is_some()).then(Instant::now);
+            if let Some(t) = now {
+                let end = *window.get_or_insert_with(|| t.checked_add(handoff).unwrap_or(t));
+                if t >= end {
+                    notified.back();
+                    self.count_handoff();
+                    return self.acquire_parts(parts, wait, who, since).map(Place::Tree);
+                }
             }
-            let may_wait = wait.deadline().is_none_or(|deadline| now < deadline);
+            let may_wait = match (now, wait.deadline()) {
+                (Some(t), Some(deadline)) => t < deadline,
+                _ => true,
+            };
             match self.barge_once(parts, one, &node, &mut None, may_wait, who) {
                 Barge::Held(place) => {
                     self.count_wait(since, true);
@@ -197,8 +204,11 @@ impl RangeRwLock {
                     self.count_wait(since, false);
                     return None;
                 }
-                Barge::Outside => since.start_at(now),
+                Barge::Outside => {}
             }
+            let now = *now.get_or_insert_with(Instant::now);
+            let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
+            since.start_at(now);
             // Leaves the outside list however this ends (even unwinding).
             let outside = OutsideWait {
                 lock: self,
