@@ -54,7 +54,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use range_lock::{VecRangeLock, VecRangeLockGuard};
+use range_lock::VecRangeLock;
 use range_mutex::RangeMutex;
 use rangelock::RangeRwLock;
 
@@ -144,9 +144,9 @@ impl Drop for NaiveGuard<'_> {
 // ---------------------------------------------------------------------------------------------
 // A strictly FIFO ticket lock, the reference row of the hot groups.
 
-#[path = "ticket.rs"]
-mod ticket;
-use ticket::TicketLock;
+#[path = "peers.rs"]
+mod peers;
+use peers::{range_lock_acquire, TicketLock};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -268,24 +268,6 @@ fn usize_range(r: Range<u64>) -> Range<usize> {
 
 // ---------------------------------------------------------------------------------------------
 // 1. Uncontended.
-
-/// range-lock 0.2.4 has only `try_lock` (exclusive, over a `Vec`'s indices): a blocking
-/// acquire spins on it briefly, then yields, as its documentation suggests a caller do.
-fn range_lock_acquire(lock: &VecRangeLock<u8>, range: Range<u64>) -> VecRangeLockGuard<'_, u8> {
-    let range = usize_range(range);
-    let mut tries = 0u32;
-    loop {
-        if let Ok(guard) = lock.try_lock(range.clone()) {
-            return guard;
-        }
-        tries += 1;
-        if tries < 64 {
-            std::hint::spin_loop();
-        } else {
-            thread::yield_now();
-        }
-    }
-}
 
 fn uncontended(c: &mut Criterion) {
     let range = page_at(0);

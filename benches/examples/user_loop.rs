@@ -153,24 +153,6 @@ impl RangeLockUnderTest for VecRangeLock<u8> {
     }
 }
 
-/// range-lock 0.2.4 has only `try_lock`: a blocking request retries it, spinning briefly, then
-/// yielding, as its documentation suggests a caller do (the same as the bench's).
-fn range_lock_acquire(lock: &VecRangeLock<u8>, range: Range<u64>) -> VecRangeLockGuard<'_, u8> {
-    let range = range.start as usize..range.end as usize;
-    let mut tries = 0u32;
-    loop {
-        if let Ok(guard) = lock.try_lock(range.clone()) {
-            return guard;
-        }
-        tries += 1;
-        if tries < 64 {
-            std::hint::spin_loop();
-        } else {
-            thread::yield_now();
-        }
-    }
-}
-
 /// One reader/writer lock over everything: the range is ignored.
 impl RangeLockUnderTest for parking_lot::RwLock<()> {
     const SHARED_READS: bool = true;
@@ -186,9 +168,9 @@ impl RangeLockUnderTest for parking_lot::RwLock<()> {
     }
 }
 
-#[path = "../ticket.rs"]
-mod ticket;
-use ticket::{TicketGuard, TicketLock};
+#[path = "../peers.rs"]
+mod peers;
+use peers::{range_lock_acquire, TicketGuard, TicketLock};
 
 impl RangeLockUnderTest for TicketLock {
     const SHARED_READS: bool = false;
