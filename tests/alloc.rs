@@ -44,6 +44,19 @@ fn allocations_by_this_thread() -> u64 {
     ALLOCS.with(Cell::get)
 }
 
+/// Runs `round(i)` 100 times to warm up (the tree's slab grows to its largest queue), then
+/// 10,000 times more: the allocations this thread made in those.
+fn allocations_after_warm_up(mut round: impl FnMut(u64)) -> u64 {
+    for i in 0..100 {
+        round(i);
+    }
+    let before = allocations_by_this_thread();
+    for i in 0..10_000 {
+        round(i);
+    }
+    allocations_by_this_thread() - before
+}
+
 #[test]
 fn uncontended_acquire_and_release_allocate_nothing_after_warm_up() {
     let lock = RangeRwLock::new();
@@ -56,14 +69,7 @@ fn uncontended_acquire_and_release_allocate_nothing_after_warm_up() {
         let _t = lock.try_write_for(3_000_000.., Duration::from_millis(1));
         let _e = lock.write(5..5);
     };
-    for i in 0..100 {
-        round(i);
-    }
-    let before = allocations_by_this_thread();
-    for i in 0..10_000 {
-        round(i);
-    }
-    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert_eq!(allocations_after_warm_up(round), 0);
     drop(held);
 }
 
@@ -168,14 +174,7 @@ fn async_owned_and_set_requests_allocate_nothing_after_warm_up() {
         let mut f = std::pin::pin!(lock.lock_set_async(&set));
         assert!(matches!(f.as_mut().poll(cx), Poll::Ready(_)));
     };
-    for i in 0..100 {
-        round(i, &mut cx);
-    }
-    let before = allocations_by_this_thread();
-    for i in 0..10_000 {
-        round(i, &mut cx);
-    }
-    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert_eq!(allocations_after_warm_up(|i| round(i, &mut cx)), 0);
 }
 
 #[test]
@@ -218,14 +217,7 @@ fn timed_owned_and_owned_set_requests_allocate_nothing_after_warm_up() {
         };
         owned = Some(guard.into_set());
     };
-    for i in 0..100 {
-        round(i, &mut cx);
-    }
-    let before = allocations_by_this_thread();
-    for i in 0..10_000 {
-        round(i, &mut cx);
-    }
-    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert_eq!(allocations_after_warm_up(|i| round(i, &mut cx)), 0);
 }
 
 #[test]
@@ -268,13 +260,6 @@ fn slice_set_requests_allocate_nothing_after_warm_up() {
         guard.get_mut(1).unwrap()[0] += 1;
         owned = Some(guard.into_set());
     };
-    for _ in 0..100 {
-        round(&mut cx);
-    }
-    let before = allocations_by_this_thread();
-    for _ in 0..10_000 {
-        round(&mut cx);
-    }
-    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert_eq!(allocations_after_warm_up(|_| round(&mut cx)), 0);
     assert_eq!(s.read(48..49)[0], 10_100);
 }

@@ -105,20 +105,8 @@ pub(crate) struct Stats {
 
 #[cfg(feature = "stats")]
 impl Stats {
-    #[cfg(not(rangelock_loom))]
+    // `const` for the lock's `const fn new` (the loom build calls it from a plain `new`).
     pub(crate) const fn new() -> Self {
-        Stats {
-            contended: StdAtomicU64::new(0),
-            gave_up: StdAtomicU64::new(0),
-            wait_total: StdAtomicU64::new(0),
-            wait_max: StdAtomicU64::new(0),
-            queued_at_handoff: StdAtomicU64::new(0),
-            histogram: [const { StdAtomicU64::new(0) }; BUCKETS],
-        }
-    }
-
-    #[cfg(rangelock_loom)]
-    pub(crate) fn new() -> Self {
         Stats {
             contended: StdAtomicU64::new(0),
             gave_up: StdAtomicU64::new(0),
