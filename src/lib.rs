@@ -30,7 +30,7 @@
 //!   [`downgrade`](RangeWriteGuard::downgrade) to a read guard without unlocking.
 //! - Async: [`read_async`](RangeRwLock::read_async) and
 //!   [`write_async`](RangeRwLock::write_async) return runtime-agnostic, `Send` futures that
-//!   queue in the same FIFO, allocate nothing, and give up their request when dropped.
+//!   queue with the blocking requests, allocate nothing, and give up their request when dropped.
 //! - Owned guards, for an `Arc<RangeRwLock>`: [`read_arc`](RangeRwLock::read_arc),
 //!   [`write_arc`](RangeRwLock::write_arc) (blocking, and their `try_`, `_for` and `_until`
 //!   forms such as [`try_write_arc_for`](RangeRwLock::try_write_arc_for)),
@@ -76,13 +76,17 @@
 //! **Exclusion.** A write guard's range overlaps no other guard's; read guards overlap only
 //! read guards.
 //!
-//! **Fairness.** Conflicting requests are granted in arrival order, without stealing: a request
-//! waits for exactly the conflicting requests that arrived before it, and a reader does not slip
-//! past a waiting writer even when the range is held only by readers. Nobody starves. `try_*`
-//! succeeds only if no conflicting request, granted or waiting, is ahead. A lock made with
-//! [`RangeRwLock::barging`] relaxes this for hot ranges: a running thread may pass waiting
-//! requests (never a holder) until they have waited the hand-off deadline; then they queue in
-//! FIFO order and are passed no more, so every wait stays bounded.
+//! **Fairness.** [`RangeRwLock::new`] makes a lock with bounded barging: a running thread may
+//! take a range ahead of conflicting requests that wait for it (never ahead of one that holds
+//! it), until each has waited [`RangeRwLock::DEFAULT_HANDOFF`] (1 ms); from then on it queues in
+//! FIFO order and nothing passes it, so nobody starves and every wait stays bounded.
+//! [`RangeRwLock::barging`] sets another hand-off time. [`RangeRwLock::fifo`] makes a lock with
+//! strict FIFO order: a request waits for exactly the conflicting requests that arrived before
+//! it, and a reader does not slip past a waiting writer even when the range is held only by
+//! readers. `try_*` never waits and never passes a holder; on a FIFO lock it also fails if a
+//! conflicting request waits. [`RangeRwLock`]'s "Fairness" section says how to choose.
+//! [`SliceRwLock`] and [`mm::AddressSpace`] take the same default, with FIFO on request
+//! ([`SliceRwLock::fifo`], [`mm::FifoRangeLock`]).
 //!
 //! **Independence.** Requests on disjoint ranges never wait for each other, whatever queues on
 //! either. They do share one short internal critical section (see Performance).
@@ -114,7 +118,7 @@
 //! |---|---|---|
 //! | what is locked | all of `T` | a range of `u64`; [`SliceRwLock`] a range of a slice |
 //! | disjoint writers | take turns | run together |
-//! | order | unspecified (platform) | FIFO among conflicting requests, no stealing |
+//! | order | unspecified (platform) | bounded barging (1 ms hand-off), or FIFO with [`RangeRwLock::fifo`] |
 //! | poisoning | yes | no: a panicking holder releases its range |
 //! | timeouts | no | `try_*_for`, `try_*_until` (also for owned guards and sets) |
 //! | several at once | one lock covers all | a [`RangeSet`], as one request |
@@ -224,12 +228,12 @@
 //! and until then releases of that range stay on the fast path.
 //!
 //! Disjoint ranges scale with the work done under the lock (two threads with ~1 us of work
-//! each reach 2.4x to 2.9x one rwsem). On a single hot range, strict FIFO hands the lock to a
-//! sleeping thread at every release, so it is far slower there than a barging lock (no strictly
-//! FIFO lock can do better: each hand-off waits for the next thread in line to be scheduled),
-//! and in exchange no wait is unbounded; [`RangeRwLock::barging`] lets a running thread pass
-//! waiters within a hand-off deadline. The README has the measured tables and the commands
-//! behind them.
+//! each reach 2.4x to 2.9x one rwsem). On a single hot range with more threads than cores, a
+//! strict FIFO lock ([`RangeRwLock::fifo`]) hands the lock to a sleeping thread at every
+//! release (no strictly FIFO lock can do better: each hand-off waits for the next thread in
+//! line to be scheduled), so it is one to two orders of magnitude slower there than the
+//! default, which lets a running thread pass waiters within the hand-off time. The README has
+//! the measured tables and the commands behind them.
 //!
 //! # Safety and correctness
 //!

@@ -44,7 +44,7 @@ fn cycles_on(lock: &RangeRwLock) -> Vec<Vec<DeadlockedThread>> {
 #[test]
 fn a_grant_racing_the_snapshot_makes_no_false_cycle() {
     model(|| {
-        let (a, b) = (Arc::new(RangeRwLock::new()), Arc::new(RangeRwLock::new()));
+        let (a, b) = (Arc::new(RangeRwLock::fifo()), Arc::new(RangeRwLock::fifo()));
         let x = task();
         let Poll::Ready(k) = poll(Box::pin(b.write_async(0..1)).as_mut(), &x) else {
             panic!("nothing else holds b yet")
@@ -77,7 +77,7 @@ fn a_grant_racing_the_snapshot_makes_no_false_cycle() {
 #[test]
 fn a_cycle_closing_while_the_detector_looks_is_seen_whole_or_not_at_all() {
     model(|| {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let (one, two) = (task(), task());
         let Poll::Ready(held) = poll(Box::pin(lock.write_async(0..=2)).as_mut(), &one) else {
             panic!("free")

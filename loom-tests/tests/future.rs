@@ -48,7 +48,7 @@ fn woken_and_granted<F: Future>(
 #[test]
 fn a_pending_future_dropped_while_a_release_grants_it() {
     model(|| {
-        let lock = std::sync::Arc::new(RangeRwLock::new());
+        let lock = std::sync::Arc::new(RangeRwLock::fifo());
         let held = lock.write_arc(0..10);
         let (_, waker) = counting();
         let mut fut = Box::pin(lock.write_async(5..15));
@@ -73,7 +73,7 @@ fn a_pending_future_dropped_while_a_release_grants_it() {
 #[test]
 fn a_waker_replaced_while_a_grant_races() {
     model(|| {
-        let lock = std::sync::Arc::new(RangeRwLock::new());
+        let lock = std::sync::Arc::new(RangeRwLock::fifo());
         let held = lock.write_arc(0..10);
         let (old_count, old) = counting();
         let (new_count, new) = counting();
@@ -98,7 +98,7 @@ fn a_waker_replaced_while_a_grant_races() {
 #[test]
 fn an_owned_guard_dropped_on_another_thread() {
     model(|| {
-        let lock = std::sync::Arc::new(RangeRwLock::new());
+        let lock = std::sync::Arc::new(RangeRwLock::fifo());
         let data = Shared::new();
         let guard = lock.write_arc(0..10);
         let other = {
@@ -120,7 +120,7 @@ fn an_owned_guard_dropped_on_another_thread() {
 #[test]
 fn a_set_request_that_partly_overlaps_two_holders() {
     model(|| {
-        let lock = std::sync::Arc::new(RangeRwLock::new());
+        let lock = std::sync::Arc::new(RangeRwLock::fifo());
         let left = Shared::new();
         let right = Shared::new();
         let a = lock.write_arc(0..10);

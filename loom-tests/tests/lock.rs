@@ -92,7 +92,7 @@ fn disjoint_writers_both_proceed() {
 #[test]
 fn three_conflicting_requests_are_granted_in_arrival_order() {
     model(|| {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let order = Arc::new(Mutex::new(Vec::new()));
         let gate = lock.write(0..10);
         let mut threads = Vec::new();
@@ -121,7 +121,7 @@ fn three_conflicting_requests_are_granted_in_arrival_order() {
 #[test]
 fn a_release_wakes_the_waiter_it_unblocks_and_no_other() {
     model(|| {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let first = lock.write(0..10);
         let second = lock.write(10..20);
         let got_second = Arc::new(AtomicBool::new(false));
@@ -151,7 +151,7 @@ fn a_release_wakes_the_waiter_it_unblocks_and_no_other() {
 #[test]
 fn a_timeout_racing_a_release_strands_nobody() {
     model(|| {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let data = Shared::new();
         let held = lock.write(0..10);
         let timed = {
@@ -182,7 +182,7 @@ fn a_timeout_racing_a_release_strands_nobody() {
 #[test]
 fn downgrade_lets_a_queued_reader_in() {
     model(|| {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let w = lock.write(0..10);
         let reader = {
             let lock = lock.clone();
@@ -202,7 +202,7 @@ fn downgrade_lets_a_queued_reader_in() {
 #[test]
 fn a_lone_holder_racing_the_request_that_moves_it() {
     model(|| {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let low = Shared::new();
         let high = Shared::new();
         let other = {

@@ -25,7 +25,7 @@ const SPINS: u32 = 0;
 
 impl RangeRwLock {
     /// `Some(deadline)` if barging is allowed.
-    pub(super) fn handoff(&self) -> Option<Duration> {
+    pub(crate) fn handoff(&self) -> Option<Duration> {
         (self.handoff_nanos != 0).then(|| Duration::from_nanos(self.handoff_nanos))
     }
 

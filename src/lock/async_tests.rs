@@ -32,7 +32,7 @@ fn poll<F: Future>(fut: core::pin::Pin<&mut F>, waker: &Waker) -> Poll<F::Output
 
 #[test]
 fn an_async_request_queues_in_the_same_fifo_and_is_woken_when_granted() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let held = lock.write(0..10);
     let (count, waker) = counting();
     let mut fut = pin!(lock.write_async(5..15));
@@ -78,7 +78,7 @@ fn polling_a_completed_future_panics() {
 
 #[test]
 fn dropping_a_pending_future_grants_the_requests_that_waited_only_for_it() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let held = lock.write(0..10);
     let (first_count, first_waker) = counting();
     let (second_count, second_waker) = counting();
@@ -102,7 +102,7 @@ fn dropping_a_pending_future_grants_the_requests_that_waited_only_for_it() {
 
 #[test]
 fn dropping_a_granted_future_before_its_poll_releases_the_range() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let held = lock.write(0..10);
     let (count, waker) = counting();
     let mut fut = Box::pin(lock.read_async(0..10));
@@ -253,7 +253,7 @@ fn arc_guards_keep_the_lock_alive_and_downgrade_atomically() {
 
 #[test]
 fn a_set_takes_one_queue_position_and_holds_nothing_while_it_waits() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let a = lock.write(0..3);
     let set = RangeSet::new().write(2..6).write(10..11);
     let (count, waker) = counting();
@@ -311,7 +311,7 @@ fn try_lock_set_fails_whole_and_an_empty_set_holds_nothing() {
 
 #[test]
 fn a_waiting_set_request_is_granted_when_its_last_conflict_leaves() {
-    let lock = Arc::new(RangeRwLock::new());
+    let lock = Arc::new(RangeRwLock::fifo());
     let left = lock.write_arc(0..10);
     let right = lock.read_arc(100..110);
     let set = Arc::new(RangeSet::new().write(5..7).write(105..107).read(50..60));
@@ -490,7 +490,7 @@ fn a_waker_that_panics_when_dropped_after_a_grant_leaves_nothing_locked() {
         let lock = if barging {
             RangeRwLock::barging(std::time::Duration::from_secs(60))
         } else {
-            RangeRwLock::new()
+            RangeRwLock::fifo()
         };
         let held = lock.write(0..10);
         let (_, waker) = counting();

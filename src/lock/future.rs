@@ -422,7 +422,7 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
 /// Async requests: the futures below, borrowed and owned.
 impl RangeRwLock {
     /// Locks `range` shared, asynchronously: the future resolves once every earlier conflicting
-    /// request has left. It queues in the same FIFO as blocking requests, never blocks the
+    /// request has left. It waits by the same rules as blocking requests, never blocks the
     /// executor's thread, and does not allocate (its wait node lives inside the future).
     /// Dropping the future before it resolves gives up the request; if it was granted
     /// meanwhile, the range is released.

@@ -157,20 +157,45 @@ impl Slot {
 ///
 /// # Fairness
 ///
-/// Conflicting requests are granted in the order they arrived (FIFO), and a request never
-/// overtakes an earlier conflicting one that is still waiting: a reader that arrives while a
-/// writer waits for an overlapping range queues behind that writer, even if the range is held
-/// only by readers. No request starves. Requests on disjoint ranges are independent: neither
-/// delays the other, whatever the queue on either.
+/// Two modes, chosen when the lock is made; both apply only among conflicting requests, since
+/// requests on disjoint ranges never wait for each other whatever the queue on either.
 ///
-/// The `try_*` methods fail at once if any conflicting request, granted *or waiting*, is ahead;
-/// they never jump the queue. A timed request that gives up leaves the queue and unblocks every
-/// later request that was waiting only for it.
+/// - **Bounded barging, the default** ([`new`](Self::new), or [`barging(handoff)`](Self::barging)
+///   for another bound). A running thread may take a range ahead of requests that wait for it,
+///   as long as each of them has waited less than the hand-off time
+///   ([`DEFAULT_HANDOFF`](Self::DEFAULT_HANDOFF), 1 ms, for `new`). A request that has waited
+///   that long queues in FIFO order and nothing passes it any more, so no request starves: its
+///   wait is bounded by the hand-off plus the holds of the requests queued ahead of it. Nothing
+///   ever passes a request that *holds* the lock. This is how Linux's rwsem (its hand-off bit after
+///   4 ms), its mutex and parking_lot's locks behave.
+/// - **Strict FIFO** ([`fifo`](Self::fifo)): the Kara/Bueso order. Conflicting requests are
+///   granted in the order they arrived, and a request never overtakes an earlier conflicting
+///   one that is still waiting: a reader that arrives while a writer waits for an overlapping
+///   range queues behind that writer, even if the range is held only by readers.
 ///
-/// That is the lock [`new`](Self::new) makes. [`barging`](Self::barging) makes one that trades
-/// some of that order for throughput on hot ranges: a request may pass requests that wait (never
-/// one that holds the lock), but only those that have waited less than the hand-off deadline;
-/// a request that has waited that long queues in FIFO order, and nothing passes it any more.
+/// How to choose:
+///
+/// - Take the default unless the order itself matters. On a hot range with more threads than
+///   cores, strict FIFO hands each release to a thread that must first be scheduled (tens of
+///   microseconds), while barging lets the thread that is running go on: one to two orders of
+///   magnitude more throughput there (the README's tables). With no more threads than cores,
+///   a FIFO hand-off is a cache-line transfer to a waiter that is watching, and the two modes
+///   are closer.
+/// - Use [`fifo`](Self::fifo) for a wide writer that must not wait behind a stream of small
+///   requests (a truncate or punch over a file that faults keep hitting): with barging each
+///   small request that finds the range free may take it during the writer's first
+///   millisecond; with FIFO the first one that arrives after the writer waits for it. Use it too
+///   where correctness rests on arrival order, and in tests of that order.
+/// - What the bound means with more threads than cores: the hand-off bounds how long a request
+///   can be *passed*, not how long it waits. Once it queues, its grant still waits for the
+///   requests ahead of it and for the scheduler to run its thread, so with eight threads on two
+///   cores the longest single wait is a few milliseconds whatever the hand-off (and whatever
+///   the lock: parking_lot's and a ticket lock's are alike, the README's "Choosing a hand-off").
+///
+/// In both modes the `try_*` methods never wait and never pass a holder. On a FIFO lock they fail
+/// if any conflicting request, granted *or waiting*, is ahead; on a barging lock they also pass
+/// waiting requests that have not queued yet. A timed request that gives up leaves the queue and
+/// unblocks every later request that was waiting only for it.
 ///
 /// # Progress and cost
 ///
@@ -199,7 +224,7 @@ impl Slot {
 ///   non-reentrant lock. The `deadlock_detection` feature finds both kinds (see the crate
 ///   docs' "Debugging a hang").
 /// - Async code uses [`read_async`](Self::read_async) / [`write_async`](Self::write_async)
-///   (and [`lock_set_async`](Self::lock_set_async)), which queue in the same FIFO without
+///   (and [`lock_set_async`](Self::lock_set_async)), which wait by the same rules as blocking requests without
 ///   blocking the executor; the blocking methods must not be called from async tasks that
 ///   share a thread with the holder. Guards that must outlive a borrow (moved into a thread,
 ///   stored with the lock, returned from a map of locks) come from an `Arc<RangeRwLock>`:
@@ -209,8 +234,8 @@ impl Slot {
 ///   the guard is dropped during unwinding, and other threads go on. The lock is
 ///   [`UnwindSafe`] and [`RefUnwindSafe`], so `catch_unwind(|| { let _g = lock.write(10..20);
 ///   .. })` needs no `AssertUnwindSafe`.
-/// - Strict FIFO with no lock stealing: it favours bounded waits over throughput on a single hot
-///   range, where a barging lock would hand the lock to a running thread.
+/// - Bounded unfairness by default, as `parking_lot`'s eventual fairness, with strict FIFO on
+///   request ([`fifo`](Self::fifo)); see "Fairness".
 /// - [`mem::forget`](core::mem::forget) on a guard leaves its range locked for the lock's life;
 ///   it is never undefined behaviour.
 ///
@@ -268,7 +293,28 @@ impl UnwindSafe for RangeRwLock {}
 impl RefUnwindSafe for RangeRwLock {}
 
 impl RangeRwLock {
-    /// Creates an unlocked range lock. Allocates nothing until requests first conflict.
+    /// The hand-off deadline of [`new`](Self::new): a request that has waited this long for a
+    /// range is passed by nothing any more.
+    ///
+    /// One millisecond, chosen by measurement (the README's "Choosing a hand-off"): on one hot
+    /// range with more threads than cores, a longer hand-off gains a few per cent of throughput
+    /// (4 ms: about 5 % more), a shorter one loses more (0.25 ms: about 10 % less), and each
+    /// millisecond is added to the wait a request can be made to bear. Linux's rwsem waits at
+    /// least 4 ms before it sets its hand-off bit; parking_lot forces a fair hand-over every
+    /// 0.5 ms on average.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(rangelock::RangeRwLock::DEFAULT_HANDOFF, Duration::from_millis(1));
+    /// ```
+    pub const DEFAULT_HANDOFF: Duration = Duration::from_millis(1);
+
+    /// Creates an unlocked range lock with bounded barging: a running thread may take a range
+    /// ahead of requests that have waited less than [`DEFAULT_HANDOFF`](Self::DEFAULT_HANDOFF)
+    /// (1 ms) for it, and nothing passes a request that has waited that long. It is
+    /// [`barging(RangeRwLock::DEFAULT_HANDOFF)`](Self::barging); [`fifo`](Self::fifo) makes a
+    /// lock with strict FIFO order instead (see "Fairness" above for how to choose). Allocates
+    /// nothing until requests first conflict.
     ///
     /// ```
     /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::new();
@@ -277,6 +323,29 @@ impl RangeRwLock {
     #[cfg(not(rangelock_loom))]
     #[must_use]
     pub const fn new() -> Self {
+        Self::barging(Self::DEFAULT_HANDOFF)
+    }
+
+    /// As the non-loom `new` (loom build: not `const`).
+    #[cfg(rangelock_loom)]
+    #[must_use]
+    pub fn new() -> Self {
+        Self::barging(Self::DEFAULT_HANDOFF)
+    }
+
+    /// Creates an unlocked range lock with strict FIFO order among conflicting requests: the
+    /// Kara/Bueso rule, with no barging at any time. Ask for it where the order itself matters:
+    /// a wide writer (a truncate, a punch) that must not wait behind a stream of small requests
+    /// for even a millisecond, code whose correctness rests on arrival order, a test of queue
+    /// order. Allocates nothing until requests first conflict.
+    ///
+    /// ```
+    /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::fifo();
+    /// let _g = LOCK.write(0..10);
+    /// ```
+    #[cfg(not(rangelock_loom))]
+    #[must_use]
+    pub const fn fifo() -> Self {
         RangeRwLock {
             word: AtomicU64::new(0),
             slots: [const { Slot::new() }; SLOTS],
@@ -290,10 +359,10 @@ impl RangeRwLock {
         }
     }
 
-    /// Creates an unlocked range lock (loom build: not `const`).
+    /// As the non-loom `fifo` (loom build: not `const`).
     #[cfg(rangelock_loom)]
     #[must_use]
-    pub fn new() -> Self {
+    pub fn fifo() -> Self {
         RangeRwLock {
             word: AtomicU64::new(0),
             slots: core::array::from_fn(|_| Slot::new()),
@@ -307,32 +376,11 @@ impl RangeRwLock {
         }
     }
 
-    /// Creates an unlocked range lock with strict FIFO order among conflicting requests: the
-    /// Kara/Bueso rule, with no barging at any time. Today this is what
-    /// [`new`](Self::new) makes too; ask for it by name where the order itself matters (a wide
-    /// writer that must not be passed by a stream of small requests, a test of queue order).
-    ///
-    /// ```
-    /// static LOCK: rangelock::RangeRwLock = rangelock::RangeRwLock::fifo();
-    /// let _g = LOCK.write(0..10);
-    /// ```
-    #[cfg(not(rangelock_loom))]
-    #[must_use]
-    pub const fn fifo() -> Self {
-        Self::new()
-    }
-
-    /// As the non-loom `fifo` (loom build: not `const`).
-    #[cfg(rangelock_loom)]
-    #[must_use]
-    pub fn fifo() -> Self {
-        Self::new()
-    }
-
     /// Creates an unlocked range lock that lets a running thread take a range ahead of
     /// requests that wait for it, as long as none of them has waited `handoff` or longer.
     ///
-    /// This trades the strict FIFO order of [`new`](Self::new) for throughput on a hot range:
+    /// [`new`](Self::new) is `barging(RangeRwLock::DEFAULT_HANDOFF)`. This trades the strict FIFO
+    /// order of [`fifo`](Self::fifo) for throughput on a hot range:
     /// a thread that releases and re-requests a range need not wait for the next waiter to be
     /// scheduled. A request that finds its range taken does not queue at first: it spins
     /// briefly (unless others wait already), then sleeps until a release that overlaps it, and
@@ -357,7 +405,7 @@ impl RangeRwLock {
     #[cfg(not(rangelock_loom))]
     #[must_use]
     pub const fn barging(handoff: Duration) -> Self {
-        let mut lock = Self::new();
+        let mut lock = Self::fifo();
         lock.handoff_nanos = handoff_nanos(handoff);
         lock
     }
@@ -366,7 +414,7 @@ impl RangeRwLock {
     #[cfg(rangelock_loom)]
     #[must_use]
     pub fn barging(handoff: Duration) -> Self {
-        let mut lock = Self::new();
+        let mut lock = Self::fifo();
         lock.handoff_nanos = handoff_nanos(handoff);
         lock
     }

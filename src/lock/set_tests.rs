@@ -52,7 +52,7 @@ pub(crate) fn a_timed_out_request_unblocks_those_behind_it<G>(
     // `behind` must queue before `timed` gives up; if the machine is too slow for that, try
     // again with a longer timeout.
     for timeout_ms in [50, 200, 1000, 5000] {
-        let lock = Arc::new(RangeRwLock::new());
+        let lock = Arc::new(RangeRwLock::fifo());
         let guard = held(&lock);
         let tested = thread::scope(|s| {
             let first = s.spawn(|| timed(&lock, Duration::from_millis(timeout_ms)));

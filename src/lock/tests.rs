@@ -66,7 +66,7 @@ fn inverted_bounds_panic_naming_both() {
 
 #[test]
 fn try_fails_behind_a_waiting_conflict_even_if_the_range_is_only_read() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let r = lock.read(0..10);
     thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -86,7 +86,7 @@ fn try_fails_behind_a_waiting_conflict_even_if_the_range_is_only_read() {
 
 #[test]
 fn conflicting_requests_are_granted_in_arrival_order() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let order = std::sync::Mutex::new(Vec::new());
     let gate = lock.write(0..100);
     thread::scope(|s| {
@@ -120,7 +120,7 @@ fn a_timed_out_waiter_unblocks_the_requests_queued_behind_it() {
     // The reader must queue behind the timed writer before the writer gives up; if the machine
     // is too slow for that, try again with a longer timeout.
     for timeout_ms in [50, 200, 1000, 5000] {
-        let lock = RangeRwLock::new();
+        let lock = RangeRwLock::fifo();
         let r = lock.read(0..10);
         let timeout = Duration::from_millis(timeout_ms);
         let tested = thread::scope(|s| {
@@ -193,7 +193,7 @@ fn downgrade_lets_queued_readers_in_and_keeps_writers_out() {
 
 #[test]
 fn downgrade_does_not_let_readers_pass_a_queued_writer() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let w = lock.write(0..100);
     thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -469,22 +469,21 @@ fn debug_and_is_locked_leave_a_fast_path_holder_where_it_is() {
 
 #[test]
 fn fifo_never_lets_a_reader_pass_a_waiting_writer() {
-    for lock in [RangeRwLock::fifo(), RangeRwLock::new()] {
-        let r = lock.read(0..10);
-        thread::scope(|s| {
-            let w = s.spawn(|| drop(lock.write(0..10)));
-            wait_for_waiting(&lock, 1);
-            // Only readers hold the range, but a writer waits for it: a reader queues behind.
-            assert!(lock.try_read(5..6).is_none());
-            assert!(
-                lock.try_read(10..20).is_some(),
-                "disjoint ranges are independent"
-            );
-            drop(r);
-            w.join().unwrap();
-        });
-        assert!(!lock.is_locked(..));
-    }
+    let lock = RangeRwLock::fifo();
+    let r = lock.read(0..10);
+    thread::scope(|s| {
+        let w = s.spawn(|| drop(lock.write(0..10)));
+        wait_for_waiting(&lock, 1);
+        // Only readers hold the range, but a writer waits for it: a reader queues behind.
+        assert!(lock.try_read(5..6).is_none());
+        assert!(
+            lock.try_read(10..20).is_some(),
+            "disjoint ranges are independent"
+        );
+        drop(r);
+        w.join().unwrap();
+    });
+    assert!(!lock.is_locked(..));
 }
 
 /// A lock is two cache lines (the fast path's, and the internal mutex's), a guard three words
@@ -496,4 +495,13 @@ fn the_lock_its_guards_and_its_entries_keep_their_size_without_the_diagnostics()
     assert_eq!(size_of::<RangeRwLock>(), 128);
     assert_eq!(size_of::<RangeWriteGuard<'_>>(), 32);
     assert_eq!(size_of::<queue::Entry>(), 16);
+}
+
+#[test]
+fn new_barges_with_the_default_hand_off_and_fifo_never_does() {
+    let default = Some(RangeRwLock::DEFAULT_HANDOFF);
+    assert_eq!(RangeRwLock::new().handoff(), default);
+    assert_eq!(RangeRwLock::default().handoff(), default);
+    assert_eq!(RangeRwLock::fifo().handoff(), None);
+    assert_eq!(RangeRwLock::barging(Duration::ZERO).handoff(), None);
 }

@@ -64,12 +64,53 @@ impl InvalidateLock for RangeRwLock {
     }
 }
 
+/// The range lock with strict FIFO order ([`RangeRwLock::fifo`]), for an address space whose
+/// invalidations must never be passed: a punch or truncate that arrives while faults hold its
+/// pages is granted before any fault that arrives after it, where the default lock
+/// ([`DefaultLock`](super::DefaultLock), bounded barging) lets running faults pass it for up
+/// to [`RangeRwLock::DEFAULT_HANDOFF`].
+///
+/// ```
+/// use rangelock::mm::{AddressSpace, FifoRangeLock, MemBacking};
+/// let space: AddressSpace<FifoRangeLock, _> = AddressSpace::with_lock(MemBacking::new(1 << 20));
+/// space.write(0, b"invalidations in arrival order")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct FifoRangeLock(RangeRwLock);
+
+impl Default for FifoRangeLock {
+    fn default() -> Self {
+        FifoRangeLock(RangeRwLock::fifo())
+    }
+}
+
+impl InvalidateLock for FifoRangeLock {
+    type Shared<'a> = RangeReadGuard<'a>;
+    type Exclusive<'a> = RangeWriteGuard<'a>;
+
+    fn lock_shared(&self, pages: RangeInclusive<u64>) -> RangeReadGuard<'_> {
+        self.0.lock_shared(pages)
+    }
+    fn lock_exclusive(&self, pages: RangeInclusive<u64>) -> RangeWriteGuard<'_> {
+        self.0.lock_exclusive(pages)
+    }
+    fn try_lock_shared(&self, pages: RangeInclusive<u64>) -> Option<RangeReadGuard<'_>> {
+        self.0.try_lock_shared(pages)
+    }
+    fn try_lock_exclusive(&self, pages: RangeInclusive<u64>) -> Option<RangeWriteGuard<'_>> {
+        self.0.try_lock_exclusive(pages)
+    }
+}
+
 /// One reader/writer semaphore for the whole mapping, whatever the range: what Linux's
 /// `invalidate_lock` is today, and the baseline that [`RangeRwLock`] is measured against.
 ///
-/// Like the kernel's `rw_semaphore` it is fair: a waiting writer (a punch) stops new readers (the
-/// faults) from overtaking it, so invalidations are not starved. It is the same FIFO lock as
-/// the range backend, always taken over the whole range, so that a comparison of the two
+/// Like the kernel's `rw_semaphore` it is fair within a bound: running faults may pass a
+/// waiting punch only until it has waited the hand-off time (the kernel's is 4 ms at least,
+/// this one's [`RangeRwLock::DEFAULT_HANDOFF`]), after which nothing passes it, so
+/// invalidations are not starved. It is the same lock as the range backend (the default,
+/// [`RangeRwLock::new`]), always taken over the whole range, so that a comparison of the two
 /// measures the granularity and nothing else. (`std::sync::RwLock<()>` is also a backend, for
 /// comparison with a lock that lets readers keep a writer waiting.)
 ///
@@ -155,5 +196,18 @@ impl InvalidateLock for Unlocked {
     }
     fn try_lock_exclusive(&self, _pages: RangeInclusive<u64>) -> Option<()> {
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fifo_backend_never_barges_and_the_others_take_the_default() {
+        assert_eq!(FifoRangeLock::default().0.handoff(), None);
+        let default = Some(RangeRwLock::DEFAULT_HANDOFF);
+        assert_eq!(WholeRwSem::default().0.handoff(), default);
+        assert_eq!(<RangeRwLock as Default>::default().handoff(), default);
     }
 }

@@ -44,6 +44,16 @@
 //! `WholeRwSem` with the cargo feature `whole-rwsem`, as Linux's config option picks mmap range
 //! locking.
 //!
+//! # Fairness
+//!
+//! Both default backends are [`RangeRwLock::new`](crate::RangeRwLock::new)'s bounded barging,
+//! as the kernel's rwsem is: a running fault may pass a punch or truncate that waits for its
+//! pages, but only until that invalidation has waited the hand-off time
+//! ([`RangeRwLock::DEFAULT_HANDOFF`](crate::RangeRwLock::DEFAULT_HANDOFF), 1 ms; the kernel's
+//! is 4 ms at least). After that nothing passes it, so a stream of small faults cannot starve
+//! a wide invalidation. Where invalidations must never be passed at all, name
+//! [`FifoRangeLock`]: strict FIFO order over ranges.
+//!
 //! # Example
 //!
 //! ```
@@ -78,7 +88,7 @@ mod remap; // remap_range: two spaces locked in id order
 mod write; // write: exclusive over its pages, storage reserved first
 mod writeback; // sync, close, drop and dirty throttling: one write-back of a page at a time
 
-pub use backend::{InvalidateLock, Unlocked, WholeRwSem};
+pub use backend::{FifoRangeLock, InvalidateLock, Unlocked, WholeRwSem};
 pub use backing::{Backing, FileBacking, MemBacking};
 pub use mapping::{Access, MappedPage};
 pub use remap::remap_range;

@@ -121,17 +121,46 @@ impl<T> SliceRwLock<T> {
     /// let b: Box<[u8]> = Box::new([0; 8]);
     /// assert_eq!(rangelock::SliceRwLock::new(b).len(), 8);
     /// ```
+    ///
+    /// The lock is [`RangeRwLock::new`]'s: bounded barging with the default hand-off.
+    /// [`fifo`](Self::fifo) and [`barging`](Self::barging) choose otherwise.
     pub fn new(data: impl OwnedSlice<T>) -> Self {
+        Self::with_lock(data, RangeRwLock::new())
+    }
+
+    /// As [`new`](Self::new), with a lock of strict FIFO order ([`RangeRwLock::fifo`]): a
+    /// writer of a wide range is never passed by later requests that overlap it.
+    ///
+    /// ```
+    /// let s = rangelock::SliceRwLock::fifo(vec![0u8; 4096]);
+    /// s.write(..).fill(1);
+    /// assert_eq!(s.read(4000..)[..], [1; 96]);
+    /// ```
+    pub fn fifo(data: impl OwnedSlice<T>) -> Self {
+        Self::with_lock(data, RangeRwLock::fifo())
+    }
+
+    /// As [`new`](Self::new), with a lock whose requests may be passed until they have waited
+    /// `handoff` ([`RangeRwLock::barging`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = rangelock::SliceRwLock::barging(vec![0u8; 16], Duration::from_millis(4));
+    /// s.write(8..).fill(7);
+    /// assert_eq!(s.read(..)[7..9], [0, 7]);
+    /// ```
+    pub fn barging(data: impl OwnedSlice<T>, handoff: Duration) -> Self {
+        Self::with_lock(data, RangeRwLock::barging(handoff))
+    }
+
+    fn with_lock(data: impl OwnedSlice<T>, lock: RangeRwLock) -> Self {
         let data = data.into_boxed();
         let len = data.len();
         let cells = Box::into_raw(data).cast::<UnsafeCell<T>>();
         // SAFETY: `UnsafeCell<T>` is `repr(transparent)` over `T`, so the allocation of `len`
         // `T`s is one of `len` cells, with the same layout; ownership moves from the box.
         let data = unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(cells, len)) };
-        SliceRwLock {
-            lock: RangeRwLock::new(),
-            data,
-        }
+        SliceRwLock { lock, data }
     }
 
     /// The number of elements.

@@ -279,7 +279,7 @@ fn set_futures_check_their_bounds_at_the_call() {
 /// second, which waits for the first. As a set, it cannot happen.
 #[test]
 fn a_copy_between_sub_slices_deadlocks_range_by_range_and_not_as_a_set() {
-    let s = SliceRwLock::new(vec![1, 2, 3, 0, 0, 0]);
+    let s = SliceRwLock::fifo(vec![1, 2, 3, 0, 0, 0]);
     thread::scope(|scope| {
         let src = s.read(0..3);
         let other = scope.spawn(|| s.write(2..4).fill(9));
@@ -427,4 +427,16 @@ fn set_guards_futures_and_members_follow_the_reference_rules() {
     owned::<ArcSliceSetGuard<u8>>();
     send::<OwnedSliceSetFuture<u8>>();
     is_static::<OwnedSliceSetFuture<u8>>();
+}
+
+#[test]
+fn new_takes_the_lock_s_default_and_fifo_and_barging_choose() {
+    let mode = |s: SliceRwLock<u8>| s.lock.handoff();
+    assert_eq!(
+        mode(SliceRwLock::new(vec![0])),
+        Some(RangeRwLock::DEFAULT_HANDOFF)
+    );
+    assert_eq!(mode(SliceRwLock::fifo(vec![0])), None);
+    let two = Duration::from_millis(2);
+    assert_eq!(mode(SliceRwLock::barging(vec![0], two)), Some(two));
 }
