@@ -143,5 +143,13 @@ mutant queued-grant-uncounted src/lock/queue.rs \
   's/\*granted \+= 1;/let _ = \&granted;/' \
   a_request_racing_a_release_is_counted_once stats
 
+mutant watch-cleared-by-a-store src/lock/wait.rs \
+  's/self.state.fetch_and\(!SPINNING, Ordering::Acquire\) & !SPINNING/{ let s = self.state.load(Ordering::Acquire); self.state.store(s \& !SPINNING, Ordering::Relaxed); s \& !SPINNING }/' \
+  a_watching_waiter_racing_its_grant_is_never_left_asleep
+
+mutant watch-read-before-the-grant src/lock/wait.rs \
+  's/let was = node.state.swap\(final_state, Ordering::Release\);/let was = node.state.load(Ordering::Relaxed);\n            node.state.store(final_state, Ordering::Release);/' \
+  a_watching_waiter_racing_its_grant_is_never_left_asleep
+
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]

@@ -132,6 +132,13 @@ pub(crate) fn spin_wait(spins: &mut u32) {
     }
 }
 
+/// One step of a bounded spin: under loom, a yield, so that a model explores the other
+/// threads' steps at that point.
+#[cfg(rangelock_loom)]
+pub(crate) fn spin_hint() {
+    loom::thread::yield_now();
+}
+
 /// How a call to [`Parker::park`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Park {

@@ -148,6 +148,24 @@ fn a_release_wakes_the_waiter_it_unblocks_and_no_other() {
     });
 }
 
+/// A strict FIFO waiter next in line watches for its grant before it parks, with a bit that
+/// tells the releasing thread not to wake it; a release racing each step of the watch (the bit
+/// set, the look, the bit cleared, the park) leaves it granted, never asleep.
+#[test]
+fn a_watching_waiter_racing_its_grant_is_never_left_asleep() {
+    model(|| {
+        let lock = Arc::new(RangeRwLock::fifo());
+        let held = lock.write(0..10);
+        let waiter = {
+            let lock = lock.clone();
+            thread::spawn(move || lock.write(5..6).range())
+        };
+        until_waiting(&lock, 1);
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), 5..=5);
+    });
+}
+
 #[test]
 fn a_timeout_racing_a_release_strands_nobody() {
     model(|| {

@@ -16,12 +16,22 @@ use super::{RangeRwLock, RangeSet, Wait};
 use crate::range::Span;
 use crate::sync::Park;
 
-/// Looks at the grant this many times (spinning) before parking, when next in line. (Not
-/// under loom: a model that spins explores every iteration.)
+/// How long a blocking request that is next in line watches for its grant before it parks.
+///
+/// A strict FIFO hand-off to a parked thread costs a futex wake-up in the releasing thread and
+/// a schedule in the woken one (tens of microseconds on a virtual machine), and with no more
+/// threads than cores the next holder's whole critical section and release are usually
+/// shorter: watching turns the hand-off into a cache-line transfer. With more threads than
+/// cores a preempted holder keeps the watcher spinning for nothing, so the watch is bounded:
+/// 20 us, about twice what a park and wake-up cost here (`hot_2threads` and `hot_8threads` of
+/// `cargo bench -p rangelock-benches --bench lock`, and `user_loop -- hot`: at 5 us one
+/// hand-off in sixty still parked, at 50 us eight threads on one range slowed).
 #[cfg(not(rangelock_loom))]
-const SPINS: u32 = 200;
-#[cfg(rangelock_loom)]
-const SPINS: u32 = 0;
+const WATCH: Duration = Duration::from_micros(20);
+
+/// Spins between two looks at the clock while watching.
+#[cfg(not(rangelock_loom))]
+const WATCH_SPINS: u32 = 32;
 
 impl RangeRwLock {
     /// `Some(deadline)` if barging is allowed.
@@ -312,8 +322,6 @@ impl RangeRwLock {
 
     /// Waits until the request of `node` (`parts`, `seq`) is granted (true) or `deadline`
     /// passes (false: the request has left the queue).
-    // Under loom `SPINS` is 0, so the spin phase is skipped.
-    #[cfg_attr(rangelock_loom, allow(clippy::absurd_extreme_comparisons))]
     pub(super) fn wait_for_grant(
         &self,
         node: &WaitNode,
@@ -329,17 +337,19 @@ impl RangeRwLock {
             parts,
             seq,
         };
-        let mut spins = 0;
+        let mut watch = Watch::new();
         loop {
             if node.state() == GRANTED {
                 break;
             }
-            // Next in line: the grant often comes within microseconds, before a sleep would
-            // even begin. Further back, sleep at once and leave the CPU to the holders.
-            if spins < SPINS && node.blocking() <= 1 {
-                spins += 1;
-                core::hint::spin_loop();
+            // Next in line: the holder is likely running and its release near, so watch for
+            // the grant (telling the releasing thread that it need not wake this one). Further
+            // back, sleep at once and leave the CPU to the holders.
+            if node.blocking() <= 1 && watch.go_on(node) {
                 continue;
+            }
+            if watch.stop(node) == GRANTED {
+                break;
             }
             let parked = self
                 .parker
@@ -559,6 +569,75 @@ const BARGE_SPINS: u32 = 0;
 fn barge_backoff(spins: u32) {
     for _ in 0..(1 << spins) {
         core::hint::spin_loop();
+    }
+}
+
+/// A blocking waiter's watch for its grant: at most [`WATCH`] in all, while it is next in line,
+/// with the node's `SPINNING` bit set for as long as it lasts. (Under loom, one look, with the
+/// bit set around a yield, so that the models explore a grant racing each step of it.)
+struct Watch {
+    /// Whether the node's `SPINNING` bit is set.
+    on: bool,
+    /// Spins so far.
+    spins: u32,
+    /// When the watch ends (read from the clock on the first spin that reaches `WATCH_SPINS`).
+    #[cfg(not(rangelock_loom))]
+    until: Option<Instant>,
+}
+
+impl Watch {
+    fn new() -> Self {
+        Watch {
+            on: false,
+            spins: 0,
+            #[cfg(not(rangelock_loom))]
+            until: None,
+        }
+    }
+
+    /// One step of watching `node`, if the watch has not run out: true if the caller should
+    /// look at the state again.
+    #[cfg(not(rangelock_loom))]
+    fn go_on(&mut self, node: &WaitNode) -> bool {
+        if !self.on {
+            if self.spins > 0 {
+                return false; // the watch ran out (or was stopped) before
+            }
+            node.start_spinning();
+            self.on = true;
+        }
+        self.spins += 1;
+        if self.spins % WATCH_SPINS == 0 {
+            let now = Instant::now();
+            let until = *self.until.get_or_insert_with(|| now + WATCH);
+            if now >= until {
+                return false;
+            }
+        }
+        core::hint::spin_loop();
+        true
+    }
+
+    #[cfg(rangelock_loom)]
+    fn go_on(&mut self, node: &WaitNode) -> bool {
+        if self.spins > 0 {
+            return false;
+        }
+        self.spins = 1;
+        node.start_spinning();
+        self.on = true;
+        crate::sync::spin_hint();
+        true
+    }
+
+    /// Ends the watch, before the owner parks: returns the node's state, read as the bit was
+    /// cleared (so that a final state here was stored by a thread that saw the bit).
+    fn stop(&mut self, node: &WaitNode) -> u8 {
+        if core::mem::take(&mut self.on) {
+            node.stop_spinning()
+        } else {
+            node.state()
+        }
     }
 }
 

@@ -203,13 +203,15 @@ impl Slot {
 /// compare-exchange each way. Otherwise every request, granted or waiting, is a node of an
 /// interval tree behind a small internal mutex that is held only to count or un-count
 /// conflicts (O(log n + k) for n queued requests and k overlapping ones), never while a thread
-/// sleeps. A waiting thread first watches for its grant briefly (spinning, then yielding),
-/// since a hand-off often comes within microseconds, then parks through `parking_lot_core`; it
-/// is woken after the internal mutex is dropped. Either way it is granted in FIFO order:
-/// spinning changes who is awake, not who is next. (A barging lock's requests wait outside the
-/// tree until their hand-off deadline: see [`barging`](Self::barging).) Acquiring and
-/// releasing do not allocate once the tree's slab has grown to the largest number of requests
-/// ever queued at once.
+/// sleeps. A waiting thread that is next in line first watches for its grant, for at most
+/// 20 µs (a holder that is running releases well within that, and a thread that watches needs
+/// no wake-up: with no more threads than cores a strict FIFO hand-off is then a cache-line
+/// transfer), then parks through `parking_lot_core`; it is woken after the internal mutex is
+/// dropped. A waiter further back parks at once. Either way the order is the same: watching
+/// changes who is awake, not who is next. (A barging lock's requests wait outside the tree
+/// until their hand-off deadline: see [`barging`](Self::barging).) Acquiring and releasing do
+/// not allocate once the tree's slab has grown to the largest number of requests ever queued
+/// at once.
 ///
 /// # Differences from `RwLock`
 ///

@@ -17,6 +17,13 @@
 //! The owner, in turn, never frees a linked node: if it stops waiting for any reason of its
 //! own (a timeout, a cancelled future), it first waits out the `LINKED_*` state, which lasts
 //! only as long as the releasing thread takes to reach the node in its list.
+//!
+//! A blocking waiter that watches its state for the grant, rather than sleeping, sets the
+//! [`SPINNING`] bit beside the state; the releasing thread reads it in the same atomic swap that
+//! stores the final state, and does not unpark a thread that is watching. Before it parks, the
+//! owner clears the bit with a read-modify-write of the same word: either the swap came first
+//! (and the owner reads the final state, and does not park), or the clear did (and the
+//! releasing thread unparks it). No third order exists on one atomic.
 
 use core::marker::PhantomPinned;
 use core::ptr::NonNull;
@@ -74,6 +81,10 @@ pub(crate) const GRANTED: u8 = 3;
 /// A request that waited outside the tree was told that a request in its way left: it is in no
 /// list, and its owner tries again (barging locks).
 pub(crate) const NOTIFIED: u8 = 4;
+/// Beside `WAITING` or `LINKED_*`: the owner (a blocking thread) watches the state and is not
+/// parked, so a releasing thread need not unpark it. Set and cleared only by the owner, with
+/// read-modify-writes; a link keeps it; the final state clears it.
+pub(crate) const SPINNING: u8 = 8;
 
 /// What a waiting request's entries point at.
 pub(crate) struct WaitNode {
@@ -134,7 +145,20 @@ impl WaitNode {
 
     pub(crate) fn state(&self) -> u8 {
         // Acquire: a `GRANTED` read here sees everything the releasing thread did before.
-        self.state.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & !SPINNING
+    }
+
+    /// The owner, about to watch for its grant: a releasing thread need not unpark it.
+    pub(crate) fn start_spinning(&self) {
+        self.state.fetch_or(SPINNING, Ordering::Relaxed);
+    }
+
+    /// The owner, about to park (or to stop waiting): a releasing thread must unpark it from
+    /// now on. Returns the state (without the bit), read in the same step: if it is already
+    /// final, the releasing thread saw the bit and did not, or will not, unpark it.
+    pub(crate) fn stop_spinning(&self) -> u8 {
+        // Acquire, as `state()`.
+        self.state.fetch_and(!SPINNING, Ordering::Acquire) & !SPINNING
     }
 
     /// Under the internal mutex, on a node in no list (new, or `NOTIFIED`): back to `WAITING`,
@@ -144,6 +168,7 @@ impl WaitNode {
             self.state.load(Ordering::Relaxed),
             WAITING | NOTIFIED
         ));
+        // (Only blocking requests in the tree spin, and never while in no list.)
         self.state.store(WAITING, Ordering::Relaxed);
     }
 
@@ -427,9 +452,11 @@ impl<'a> WakeList<'a> {
     /// Under the internal mutex: links `node` (which must be `WAITING`) to be granted, or, with
     /// `notify`, to be told that nothing is ahead of it any more.
     pub(crate) fn link(&mut self, node: &WaitNode, notify: bool) {
-        debug_assert_eq!(node.state.load(Ordering::Relaxed), WAITING);
+        debug_assert_eq!(node.state.load(Ordering::Relaxed) & !SPINNING, WAITING);
         let linked = if notify { LINKED_NOTIFY } else { LINKED_GRANT };
-        node.state.store(linked, Ordering::Relaxed);
+        // An RMW, not a store: the owner may set or clear `SPINNING` meanwhile, and its bit
+        // must survive (`WAITING` is 0, so this sets exactly `linked`).
+        node.state.fetch_or(linked, Ordering::Relaxed);
         // SAFETY: the node stays alive while linked: its owner waits out `LINKED_*` before it
         // lets the node go (module docs), and only this list links it (it was `WAITING`).
         self.list.push_front(unsafe { UnsafeRef::from_raw(node) });
@@ -467,8 +494,9 @@ impl Drop for WakeList<'_> {
             let waker = node.waker.with_mut(|w| unsafe { (*w).take() });
             let key = node.key();
             // Release: the owner sees the grant, and everything before it, with `state()`.
-            // From here on the node may be freed: only `waker` and `key` are used.
-            node.state.store(final_state, Ordering::Release);
+            // From here on the node may be freed: only `waker`, `key` and what the swap read
+            // are used.
+            let was = node.state.swap(final_state, Ordering::Release);
             match waker {
                 Some(waker) => {
                     let _waking = enter_waking();
@@ -482,6 +510,8 @@ impl Drop for WakeList<'_> {
                         }
                     }
                 }
+                // The owner watches its state and sees this one (see the module docs).
+                None if was & SPINNING != 0 => {}
                 None => self.parker.unpark_one(key),
             }
             // An owner may also wait for the node to be let go (`wait_unlinked`).
