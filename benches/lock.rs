@@ -9,11 +9,12 @@
 //!   thread.
 //! - `held_100/{write,read}`, `held_10000/{write,read}`: the same with 100 resp. 10,000
 //!   disjoint 4 KiB ranges held elsewhere for the whole measurement; the locked range overlaps
-//!   none of them.
+//!   none of them. `rangelock` is the default lock, `rangelock_fifo` is `RangeRwLock::fifo()`.
 //! - `disjoint_2threads`: two threads, each write-locking its own 4 KiB range with ~1 µs of
 //!   work inside; the rwsems lock everything.
 //! - `hot_2threads`, `hot_8threads`: every thread write-locks `0..4096` with a tiny critical
-//!   section; `rangelock_barging` is `RangeRwLock::barging(1 ms)`. `ticket_fifo` is a reference,
+//!   section; `rangelock` is `RangeRwLock::new()` (the default: bounded barging, 1 ms) and
+//!   `rangelock_fifo` is `RangeRwLock::fifo()`. `ticket_fifo` is a reference,
 //!   not a range lock: a minimal ticket lock (defined below) that grants strictly in arrival
 //!   order, waiting by spinning briefly then yielding. It is the ceiling of any strictly FIFO
 //!   lock on this machine: every hand-off goes to the next thread in line, which must be
@@ -21,8 +22,8 @@
 //! - `mixed_8threads` (workload W5): eight threads, each operation a 4 to 64 KiB range (whole
 //!   pages) at a random page-aligned offset, wholly inside the first MiB; one in ten is a write,
 //!   the rest reads; tiny critical section. Each thread draws its operations from a splitmix64
-//!   stream seeded by its index, so every row sees the same sequences. `rangelock`,
-//!   `rangelock_barging` (1 ms) and `naive` take reads shared; `range_mutex` and `range_lock`
+//!   stream seeded by its index, so every row sees the same sequences. `rangelock` (the
+//!   default), `rangelock_fifo` and `naive` take reads shared; `range_mutex` and `range_lock`
 //!   (over a 1 MiB `Vec`) lock every operation exclusive; `parking_lot` and `std` read- or
 //!   write-lock the whole.
 //! - `io_32threads` (workload W6): 32 threads, each write-locking its own 4 KiB range and
@@ -338,6 +339,8 @@ fn held(c: &mut Criterion) {
         let probe = probe_range(n);
         let rangelock = RangeRwLock::new();
         let rl_held: Vec<_> = (0..n).map(|i| rangelock.read(held_range(i))).collect();
+        let fifo = RangeRwLock::fifo();
+        let fifo_held: Vec<_> = (0..n).map(|i| fifo.read(held_range(i))).collect();
         let naive = NaiveRangeLock::new();
         let naive_held: Vec<_> = (0..n).map(|i| naive.read(held_range(i))).collect();
         // range-mutex is exclusive only: its held ranges are locked exclusive, which is the
@@ -355,6 +358,9 @@ fn held(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.bench_function("rangelock", |b| {
             b.iter(|| drop(black_box(rangelock.write(black_box(probe.clone())))));
+        });
+        g.bench_function("rangelock_fifo", |b| {
+            b.iter(|| drop(black_box(fifo.write(black_box(probe.clone())))));
         });
         g.bench_function("range_mutex", |b| {
             b.iter(|| drop(black_box(rm.lock(black_box(usize_range(probe.clone()))))));
@@ -382,7 +388,7 @@ fn held(c: &mut Criterion) {
         });
         g.finish();
 
-        drop((rl_held, naive_held, rm_held, vrl_held));
+        drop((rl_held, fifo_held, naive_held, rm_held, vrl_held));
     }
 }
 
@@ -483,8 +489,8 @@ fn hot(c: &mut Criterion) {
             let _g = lock.write(range.clone());
             spin(TINY_WORK);
         });
-        let lock = RangeRwLock::barging(Duration::from_millis(1));
-        bench_threads(&mut g, "rangelock_barging", threads, |_| {
+        let lock = RangeRwLock::fifo();
+        bench_threads(&mut g, "rangelock_fifo", threads, |_| {
             let _g = lock.write(range.clone());
             spin(TINY_WORK);
         });
@@ -556,9 +562,9 @@ fn mixed_8threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("mixed_8threads");
     g.throughput(Throughput::Elements(THREADS as u64));
 
-    let fifo = RangeRwLock::new();
-    let barging = RangeRwLock::barging(Duration::from_millis(1));
-    for (name, lock) in [("rangelock", &fifo), ("rangelock_barging", &barging)] {
+    let default = RangeRwLock::new();
+    let fifo = RangeRwLock::fifo();
+    for (name, lock) in [("rangelock", &default), ("rangelock_fifo", &fifo)] {
         bench_threads(&mut g, name, THREADS, |t| match mixed_op(t) {
             (r, true) => hold(lock.write(r)),
             (r, false) => hold(lock.read(r)),

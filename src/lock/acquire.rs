@@ -131,9 +131,21 @@ impl RangeRwLock {
         wait: Wait,
         who: Requester,
     ) -> Option<Place> {
-        match (self.handoff(), wait) {
-            (Some(handoff), Wait::Forever | Wait::Until(_)) => {
-                self.barge(parts, one, handoff, wait, who)
+        // The hand-off as a `Duration` only once a request waits: the common, granted case
+        // reads one integer.
+        match (self.handoff_nanos, wait) {
+            (1.., Wait::Forever | Wait::Until(_)) => {
+                // In tree mode (ranges held elsewhere) a request usually finds nothing in its
+                // way: one try, as a FIFO request's first step, before the machinery of
+                // waiting outside (it is what `barge`'s first try through the tree does, and
+                // passes waiters outside the tree as that does). In fast mode `barge` tries
+                // the slots first; a set goes to the tree in either mode.
+                if !one || self.in_tree_mode() {
+                    if let Some(seq) = self.acquire_parts(parts, Wait::Never, who, Since::NOT_YET) {
+                        return Some(Place::Tree(seq));
+                    }
+                }
+                self.barge(parts, one, wait, who)
             }
             _ => (self.acquire_parts(parts, wait, who, Since::NOT_YET)).map(Place::Tree),
         }
@@ -149,10 +161,10 @@ impl RangeRwLock {
         &self,
         parts: &[Part],
         one: bool,
-        handoff: Duration,
         wait: Wait,
         who: Requester,
     ) -> Option<Place> {
+        let handoff = Duration::from_nanos(self.handoff_nanos);
         let node = WaitNode::new();
         // Once notified, the request is out until it is back under the mutex; if this ends
         // (even unwinding) before, it passes the notification on.

@@ -487,6 +487,11 @@ impl RangeRwLock {
         self.word.load(Ordering::Relaxed) & WAITERS != 0
     }
 
+    /// Whether the tree is in charge (a hint: read without the mutex).
+    pub(super) fn in_tree_mode(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & TREE != 0
+    }
+
     /// Under the internal mutex, in fast mode: the number of slot holders.
     pub(super) fn slot_count(&self) -> Option<usize> {
         let word = self.word.load(Ordering::Relaxed);
@@ -536,7 +541,6 @@ impl RangeRwLock {
         may_wait: bool,
         who: Requester,
     ) -> Barge {
-        let mut wake = WakeList::new(&self.parker);
         let mut tree = self.lock_state();
         // A notified request is back (after any step that may fail).
         let mut wait_outside = |tree: &mut Tree<'_>| {
@@ -553,10 +557,14 @@ impl RangeRwLock {
             tree.outside.returned(node);
             Barge::Held(place)
         };
-        let refused = |tree: &mut Tree<'_>, wake: &mut WakeList<'_>| {
+        // The wake list only here: a request that is granted or waits wakes nobody.
+        let refused = |mut tree: Tree<'_>| {
+            let mut wake = WakeList::new(&self.parker);
             if tree.outside.returned(node) {
-                tree.pass_on(parts, wake);
+                tree.pass_on(parts, &mut wake);
             }
+            drop(tree);
+            wake.wake_all();
             Barge::Refused
         };
         if let ([part], true) = (parts, one) {
@@ -577,7 +585,7 @@ impl RangeRwLock {
                         let mut tree = self.refuse_reentry(tree, parts, who);
                         wait_outside(&mut tree)
                     }
-                    Fast::Conflict | Fast::Busy => refused(&mut tree, &mut wake),
+                    Fast::Conflict | Fast::Busy => refused(tree),
                 };
             }
         }
@@ -586,7 +594,7 @@ impl RangeRwLock {
             return held(&mut tree, Place::Tree(seq));
         }
         if !may_wait {
-            return refused(&mut tree, &mut wake);
+            return refused(tree);
         }
         #[cfg(feature = "deadlock_detection")]
         let mut tree = self.refuse_reentry(tree, parts, who);
