@@ -78,10 +78,7 @@ fn hot(c: &mut Criterion) {
     };
     let ours = [
         ("rangelock", RangeRwLock::new()),
-        (
-            "rangelock_barging",
-            RangeRwLock::barging(Duration::from_millis(1)),
-        ),
+        ("rangelock_fifo", RangeRwLock::fifo()),
     ];
     for (name, lock) in ours {
         let lock = Arc::new(lock);

@@ -91,7 +91,7 @@ fn main() {
             .map(|ms| ms.parse().expect("MS is a list of numbers: 0.5,1,2"))
             .collect()
     });
-    let range = RangeRwLock::new();
+    let range = RangeRwLock::fifo();
     let barging: Vec<(String, RangeRwLock)> = handoffs
         .iter()
         .map(|&ms| {

@@ -505,3 +505,22 @@ fn new_barges_with_the_default_hand_off_and_fifo_never_does() {
     assert_eq!(RangeRwLock::fifo().handoff(), None);
     assert_eq!(RangeRwLock::barging(Duration::ZERO).handoff(), None);
 }
+
+/// The default lock's timed requests: one that gives up within its hand-off (waiting outside
+/// the queue) and one that gives up after it (queued) both leave nothing behind.
+#[test]
+fn a_timed_request_of_the_default_lock_gives_up_and_leaves_nothing_waiting() {
+    let lock = RangeRwLock::new();
+    let held = lock.write(0..10);
+    let handoff = RangeRwLock::DEFAULT_HANDOFF;
+    for timeout in [handoff / 4, handoff * 5] {
+        let asked = Instant::now();
+        assert!(lock.try_write_for(5..6, timeout).is_none());
+        assert!(asked.elapsed() >= timeout, "gave up early");
+        assert_eq!(lock.waiting(), 0);
+        assert_eq!(lock.lock_state().outside.len(), 0);
+    }
+    drop(held);
+    assert!(lock.try_write_for(5..6, handoff).is_some());
+    assert!(!lock.is_locked(..));
+}

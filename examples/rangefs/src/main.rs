@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! rangefs MOUNTPOINT [--backing mem|file] [--store DIR] [--capacity BYTES]
-//!     [--latency-us N] [--lock range|rwsem|unlocked] [--threads N] [--cache-mib N]
+//!     [--latency-us N] [--lock range|range-fifo|rwsem|unlocked] [--threads N] [--cache-mib N]
 //!     [--kernel-cache]
 //! ```
 //!
 //! A fault, read or hole punch in a file locks only its byte range in the daemon, not the
 //! whole file, which is what the crate is for; `--lock rwsem` runs the same file system with
-//! one lock per file (Linux's `invalidate_lock`), and `--lock unlocked` without any, to show
-//! the race the lock closes.
+//! one lock per file (Linux's `invalidate_lock`), `--lock range-fifo` with the range lock in
+//! strict FIFO order, and `--lock unlocked` without any, to show the race the lock closes.
 //!
 //! The layers, one concept a file:
 //! - `fuse`: the FUSE plumbing (decode a request, call one function, reply), with the errno

@@ -9,7 +9,7 @@ use crate::space::Lock;
 
 pub const USAGE: &str = "\
 usage: rangefs MOUNTPOINT [--backing mem|file] [--store DIR] [--capacity BYTES]
-               [--latency-us N] [--lock range|rwsem|unlocked] [--threads N]
+               [--latency-us N] [--lock range|range-fifo|rwsem|unlocked] [--threads N]
                [--cache-mib N] [--kernel-cache]
 
 Mounts a file system whose every regular file is a rangelock::mm::AddressSpace, and serves
@@ -21,7 +21,7 @@ SIGTERM; then it writes back every dirty page, unmounts if still mounted, and ex
   --store DIR       the directory store (must exist); a restart over it shows the same files
   --capacity BYTES  the mem device's size; K, M, G suffixes (KiB...) allowed [default 1G]
   --latency-us N    the mem device's latency per store IO, in microseconds [default 0]
-  --lock L          the invalidate lock: range, rwsem or unlocked
+  --lock L          the invalidate lock: range, range-fifo, rwsem or unlocked
                     [default: the crate's DefaultLock, range unless built with whole-rwsem]
   --threads N       threads serving requests [default 8]
   --cache-mib N     each file's page cache in the daemon, in MiB [default 16]
@@ -97,7 +97,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             "--lock" => {
                 let name = utf8(&flag, value(&flag)?)?;
                 lock = Lock::parse(&name).ok_or_else(|| {
-                    format!("--lock {name}: not a lock (range, rwsem or unlocked)")
+                    format!("--lock {name}: not a lock (range, range-fifo, rwsem or unlocked)")
                 })?;
             }
             "--threads" => threads = number(&flag, &utf8(&flag, value(&flag)?)?)?,

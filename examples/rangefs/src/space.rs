@@ -8,7 +8,9 @@
 use std::any::TypeId;
 use std::io;
 
-use rangelock::mm::{AddressSpace, Backing, DefaultLock, InvalidateLock, Unlocked, WholeRwSem};
+use rangelock::mm::{
+    AddressSpace, Backing, DefaultLock, FifoRangeLock, InvalidateLock, Unlocked, WholeRwSem,
+};
 use rangelock::RangeRwLock;
 
 /// The operations rangefs uses of an [`AddressSpace`], whatever its lock and backing.
@@ -51,8 +53,11 @@ impl<L: InvalidateLock, B: Backing> Space for AddressSpace<L, B> {
 /// The invalidate lock of every file in a mount (`--lock`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lock {
-    /// [`RangeRwLock`]: an operation locks only the pages it touches.
+    /// [`RangeRwLock`]: an operation locks only the pages it touches (bounded barging, the
+    /// crate's default order).
     Range,
+    /// [`FifoRangeLock`]: the same, in strict FIFO order.
+    RangeFifo,
     /// [`WholeRwSem`]: one reader/writer lock per file, as Linux's `invalidate_lock`.
     RwSem,
     /// [`Unlocked`]: no lock at all; fills race punches, to show the race is real.
@@ -64,6 +69,7 @@ impl Lock {
     pub fn parse(name: &str) -> Option<Lock> {
         match name {
             "range" => Some(Lock::Range),
+            "range-fifo" => Some(Lock::RangeFifo),
             "rwsem" => Some(Lock::RwSem),
             "unlocked" => Some(Lock::Unlocked),
             _ => None,
@@ -74,6 +80,7 @@ impl Lock {
     pub fn name(self) -> &'static str {
         match self {
             Lock::Range => "range",
+            Lock::RangeFifo => "range-fifo",
             Lock::RwSem => "rwsem",
             Lock::Unlocked => "unlocked",
         }
@@ -103,6 +110,9 @@ impl Lock {
                 backing,
                 cache_pages,
             )),
+            Lock::RangeFifo => Box::new(
+                AddressSpace::<FifoRangeLock, B>::with_lock_and_cache_pages(backing, cache_pages),
+            ),
             Lock::RwSem => Box::new(AddressSpace::<WholeRwSem, B>::with_lock_and_cache_pages(
                 backing,
                 cache_pages,
@@ -122,7 +132,7 @@ mod tests {
 
     #[test]
     fn every_lock_builds_a_working_space() {
-        for lock in [Lock::Range, Lock::RwSem, Lock::Unlocked] {
+        for lock in [Lock::Range, Lock::RangeFifo, Lock::RwSem, Lock::Unlocked] {
             assert_eq!(Lock::parse(lock.name()), Some(lock));
             let space = lock.space(MemBacking::new(1 << 20), 4);
             assert_eq!(space.write(10, b"abc").unwrap(), 3);
