@@ -229,7 +229,7 @@ fn poll<F: Future>(f: std::pin::Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
 /// waker); dropping one future breaks the cycle, and the report forgets it.
 #[test]
 fn a_cycle_between_tasks_is_reported_until_a_future_is_dropped() {
-    let lock = RangeRwLock::new();
+    let lock = RangeRwLock::fifo();
     let (task1, task2) = (Waker::from(Arc::new(Noop)), Waker::from(Arc::new(Noop)));
     let Poll::Ready(held) = poll(pin!(lock.write_async(0..=2)), &task1) else {
         panic!("free")
