@@ -167,7 +167,7 @@ impl Slot {
 ///   that long queues in FIFO order and nothing passes it any more, so no request starves: its
 ///   wait is bounded by the hand-off plus the holds of the requests queued ahead of it. Nothing
 ///   ever passes a request that *holds* the lock. This is how Linux's rwsem (its hand-off bit after
-///   4 ms), its mutex and parking_lot's locks behave.
+///   4 ms), its mutex and `parking_lot`'s locks behave.
 /// - **Strict FIFO** ([`fifo`](Self::fifo)): the Kara/Bueso order. Conflicting requests are
 ///   granted in the order they arrived, and a request never overtakes an earlier conflicting
 ///   one that is still waiting: a reader that arrives while a writer waits for an overlapping
@@ -190,7 +190,7 @@ impl Slot {
 ///   can be *passed*, not how long it waits. Once it queues, its grant still waits for the
 ///   requests ahead of it and for the scheduler to run its thread, so with eight threads on two
 ///   cores the longest single wait is a few milliseconds whatever the hand-off (and whatever
-///   the lock: parking_lot's and a ticket lock's are alike, the README's "Choosing a hand-off").
+///   the lock: `parking_lot`'s and a ticket lock's are alike, the README's "Choosing a hand-off").
 ///
 /// In both modes the `try_*` methods never wait and never pass a holder. On a FIFO lock they fail
 /// if any conflicting request, granted *or waiting*, is ahead; on a barging lock they also pass
@@ -302,7 +302,7 @@ impl RangeRwLock {
     /// range with more threads than cores, a longer hand-off gains a few per cent of throughput
     /// (4 ms: about 5 % more), a shorter one loses more (0.25 ms: about 10 % less), and each
     /// millisecond is added to the wait a request can be made to bear. Linux's rwsem waits at
-    /// least 4 ms before it sets its hand-off bit; parking_lot forces a fair hand-over every
+    /// least 4 ms before it sets its hand-off bit; `parking_lot` forces a fair hand-over every
     /// 0.5 ms on average.
     ///
     /// ```
