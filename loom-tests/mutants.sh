@@ -151,5 +151,9 @@ mutant watch-read-before-the-grant src/lock/wait.rs \
   's/let was = node.state.swap\(final_state, Ordering::Release\);/let was = node.state.load(Ordering::Relaxed);\n            node.state.store(final_state, Ordering::Release);/' \
   a_watching_waiter_racing_its_grant_is_never_left_asleep
 
+mutant tree-try-grants-anyway src/lock/acquire.rs \
+  's/self.acquire_parts\(parts, Wait::Never, who, Since::NOT_YET\) \{/self.acquire_parts(parts, Wait::Never, who, Since::NOT_YET).or(Some(u64::MAX)) {/' \
+  the_default_lock_in_tree_mode_tries_the_tree_before_waiting_outside
+
 echo "$caught caught, $missed missed"
 [[ $missed == 0 ]]

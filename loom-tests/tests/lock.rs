@@ -246,6 +246,37 @@ fn a_lone_holder_racing_the_request_that_moves_it() {
     });
 }
 
+/// The default lock in tree mode (more holders than slots): a request tries the tree once
+/// before any of the machinery of waiting outside it. Racing the release of the holder in its
+/// way, it takes the range then, or waits outside and is told; it never holds the range
+/// together with that holder, and nothing stays locked.
+#[test]
+fn the_default_lock_in_tree_mode_tries_the_tree_before_waiting_outside() {
+    model(|| {
+        let lock = std::sync::Arc::new(RangeRwLock::new());
+        let data = Shared::new();
+        let a = lock.write_arc(0..10);
+        // Two more holders: three requests are more than the slots, so the tree is in charge.
+        let b = lock.read(20..30);
+        let c = lock.read(40..50);
+        let holder = {
+            let data = data.clone();
+            thread::spawn(move || {
+                data.bump();
+                drop(a);
+            })
+        };
+        {
+            let _w = lock.write(5..6);
+            data.bump();
+        }
+        holder.join().unwrap();
+        assert_eq!(data.get(), 2);
+        drop((b, c));
+        assert!(!lock.is_locked(..));
+    });
+}
+
 /// With barging allowed, a thread that releases and asks again may pass a woken waiter that
 /// has not claimed the range yet; the waiter must then wait again and still get it, and no two
 /// conflicting holders may overlap.
