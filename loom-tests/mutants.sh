@@ -32,7 +32,7 @@ mutant() {
   if ! (cd "$scratch/crate" && cargo build -q -p loom-tests --release --tests ${features[@]+"${features[@]}"} >"$scratch/out" 2>&1); then
     echo "mutant $name does not compile:"; tail -20 "$scratch/out"; exit 2
   fi
-  if (cd "$scratch/crate" && timeout 600 cargo test -q -p loom-tests --release ${features[@]+"${features[@]}"} --test "$test" "$model" >"$scratch/out" 2>&1); then
+  if (cd "$scratch/crate" && timeout 1200 cargo test -q -p loom-tests --release ${features[@]+"${features[@]}"} --test "$test" "$model" >"$scratch/out" 2>&1); then
     echo "MISSED  $name: $model still passes"; missed=$((missed + 1))
   else
     local why
