@@ -40,6 +40,12 @@ impl RangeRwLock {
         (self.handoff_nanos != 0).then(|| Duration::from_nanos(self.handoff_nanos))
     }
 
+    /// Barging locks: when the hand-off window of a request that begins to wait at `now` closes.
+    pub(super) fn window_end(&self, now: Instant) -> Instant {
+        now.checked_add(Duration::from_nanos(self.handoff_nanos))
+            .unwrap_or(now)
+    }
+
     /// The number of requests present and waiting, without moving anything.
     pub(super) fn census(&self) -> (usize, usize) {
         if let Some(holders) = self.slot_holders() {
@@ -165,7 +171,6 @@ impl RangeRwLock {
         wait: Wait,
         who: Requester,
     ) -> Option<Place> {
-        let handoff = Duration::from_nanos(self.handoff_nanos);
         let node = WaitNode::new();
         // Once notified, the request is out until it is back under the mutex; if this ends
         // (even unwinding) before, it passes the notification on.
@@ -207,7 +212,7 @@ impl RangeRwLock {
             // and starts its window only if it has to wait outside.
             let mut now = (window.is_some() || wait.deadline().is_some()).then(Instant::now);
             if let Some(t) = now {
-                let end = *window.get_or_insert_with(|| t.checked_add(handoff).unwrap_or(t));
+                let end = *window.get_or_insert_with(|| self.window_end(t));
                 if t >= end {
                     notified.back();
                     self.count_handoff();
@@ -230,7 +235,7 @@ impl RangeRwLock {
                 Barge::Outside => {}
             }
             let now = *now.get_or_insert_with(Instant::now);
-            let end = *window.get_or_insert_with(|| now.checked_add(handoff).unwrap_or(now));
+            let end = *window.get_or_insert_with(|| self.window_end(now));
             since.start_at(now);
             // Leaves the outside list however this ends (even unwinding).
             let outside = OutsideWait {

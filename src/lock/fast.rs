@@ -523,11 +523,11 @@ impl RangeRwLock {
         *state = Some(Box::new(State::new()));
     }
 
-    /// Barging locks: one attempt at `parts` (a request of one range if `one`, else a set,
-    /// which is always held in the tree; made by `who`) under the internal mutex. Takes them if nothing is in
-    /// the way; else, if `may_wait`, links `node` (in no list; with `waker` for a task) into
-    /// the outside list, to be notified by a release that overlaps them. `waker`, cloned by the
-    /// caller before the mutex, holds the waker left over on return, for the caller to drop.
+    /// Barging locks: one attempt at `parts` (a request of one range if `one`, else a set, which is
+    /// always held in the tree; made by `who`) under the internal mutex. Takes them if nothing is
+    /// in the way; else, if `may_wait`, links `node` (in no list; with `waker` for a task) into the
+    /// outside list, to be notified by a release that overlaps them. `waker`, cloned by the caller
+    /// before the mutex, holds the waker left over on return, for the caller to drop.
     ///
     /// In fast mode, a request of one range that finds a free slot is checked against the slots
     /// without moving them into the tree, and a conflict sets `PARKED` in the same hold of the

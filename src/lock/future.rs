@@ -221,13 +221,11 @@ impl<L: Deref<Target = RangeRwLock> + Clone> Acquire<L> {
         if self.parts().is_empty() {
             return Some(Place::Empty);
         }
-        match self.lock.handoff() {
-            Some(handoff) => {
-                let now = Instant::now();
-                self.barge(cx, now, now.checked_add(handoff).unwrap_or(now))
-            }
-            None => self.enqueue(cx),
+        if self.lock.handoff().is_none() {
+            return self.enqueue(cx);
         }
+        let now = Instant::now();
+        self.barge(cx, now, self.lock.window_end(now))
     }
 
     /// Queues the request in the tree (FIFO).

@@ -166,8 +166,8 @@ impl Slot {
 ///   ([`DEFAULT_HANDOFF`](Self::DEFAULT_HANDOFF), 1 ms, for `new`). A request that has waited
 ///   that long queues in FIFO order and nothing passes it any more, so no request starves: its
 ///   wait is bounded by the hand-off plus the holds of the requests queued ahead of it. Nothing
-///   ever passes a request that *holds* the lock. This is how Linux's rwsem (its hand-off bit after
-///   4 ms), its mutex and `parking_lot`'s locks behave.
+///   ever passes a request that *holds* the lock. This is how Linux's rwsem (its hand-off bit
+///   after 4 ms), its mutex and `parking_lot`'s locks behave.
 /// - **Strict FIFO** ([`fifo`](Self::fifo)): the Kara/Bueso order. Conflicting requests are
 ///   granted in the order they arrived, and a request never overtakes an earlier conflicting
 ///   one that is still waiting: a reader that arrives while a writer waits for an overlapping
@@ -225,11 +225,11 @@ impl Slot {
 ///   range that conflicts with one the thread holds deadlocks at once, as with any
 ///   non-reentrant lock. The `deadlock_detection` feature finds both kinds (see the crate
 ///   docs' "Debugging a hang").
-/// - Async code uses [`read_async`](Self::read_async) / [`write_async`](Self::write_async)
-///   (and [`lock_set_async`](Self::lock_set_async)), which wait by the same rules as blocking requests without
-///   blocking the executor; the blocking methods must not be called from async tasks that
-///   share a thread with the holder. Guards that must outlive a borrow (moved into a thread,
-///   stored with the lock, returned from a map of locks) come from an `Arc<RangeRwLock>`:
+/// - Async code uses [`read_async`](Self::read_async) / [`write_async`](Self::write_async) (and
+///   [`lock_set_async`](Self::lock_set_async)), which wait by the same rules as blocking requests
+///   without blocking the executor; the blocking methods must not be called from async tasks that
+///   share a thread with the holder. Guards that must outlive a borrow (moved into a thread, stored
+///   with the lock, returned from a map of locks) come from an `Arc<RangeRwLock>`:
 ///   [`read_arc`](Self::read_arc), [`write_arc`](Self::write_arc),
 ///   [`read_owned`](Self::read_owned), [`write_owned`](Self::write_owned).
 /// - There is no poisoning: a thread that panics while holding a guard releases its range when
