@@ -5,6 +5,7 @@
 use rangelock::{RangeRwLock, RangeSet, WaitHistogram};
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
@@ -164,17 +165,26 @@ fn a_barging_lock_counts_hand_off_queueings_and_passes() {
     assert_eq!(stats.passed, 0);
 
     // A long window: the waiter stays outside, and a release followed at once by a request
-    // of this thread's passes it, unless it was quick enough to take the range first.
+    // of this thread's passes it, unless it was quick enough to take the range first (and,
+    // on a busy machine, even to let it go again before this thread's request: then that
+    // request passed nobody, which the waiter's flag, set while it holds the range, tells).
     let lock = RangeRwLock::barging(Duration::from_secs(3600));
     let mut passes = 0;
     for _ in 0..100 {
+        let waiter_had_it = AtomicBool::new(false);
         thread::scope(|s| {
             let held = lock.write(0..10);
-            let waiter = s.spawn(|| drop(lock.write(0..10)));
+            let waiter = s.spawn(|| {
+                let _g = lock.write(0..10);
+                waiter_had_it.store(true, SeqCst);
+            });
             until_waiting(&lock, 1);
             drop(held);
             if let Some(again) = lock.try_write(0..10) {
-                passes += 1;
+                // Read while holding the range: false means the waiter has not had it yet.
+                if !waiter_had_it.load(SeqCst) {
+                    passes += 1;
+                }
                 drop(again);
             }
             waiter.join().unwrap();
